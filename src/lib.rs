@@ -1,0 +1,7 @@
+//! strait: a Kafka cross-cluster mirror that forwards fetched record batches into
+//! produce requests without decoding them.
+
+pub mod batch;
+pub mod config;
+pub mod engine;
+pub mod wire;
