@@ -1,0 +1,45 @@
+//! Errors that stop a flow (as opposed to one partition).
+
+use kafka_protocol::error::ResponseError;
+
+use crate::wire::WireError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Wire(WireError),
+    #[error("cluster {cluster}: could not create topic {topic}: {error:?} {message} — create it by hand with the source's partition count, or grant strait CREATE on the target")]
+    CreateTopic {
+        cluster: String,
+        topic: String,
+        error: ResponseError,
+        message: String,
+    },
+    #[error("cluster {cluster}: could not read the configs of topic {topic}: {error:?} — grant strait DESCRIBE_CONFIGS on the target topic")]
+    DescribeConfigs {
+        cluster: String,
+        topic: String,
+        error: ResponseError,
+    },
+    #[error("cluster {cluster}: InitProducerId failed: {error:?} — strait needs IDEMPOTENT_WRITE on the target cluster")]
+    InitProducerId { cluster: String, error: ResponseError },
+    #[error("progress group {group}: {error:?} — strait keeps its progress as offsets of this group on the target; grant it READ on the group")]
+    Progress { group: String, error: ResponseError },
+    #[error("cluster {cluster}: ListOffsets for {topic}-{partition} failed: {error:?}")]
+    ListOffsets {
+        cluster: String,
+        topic: String,
+        partition: i32,
+        error: ResponseError,
+    },
+    #[error("source topic {topic} is not on cluster {cluster} — check the flow's topics setting")]
+    MissingSourceTopic { cluster: String, topic: String },
+    #[error("target topic {topic} on cluster {cluster} has {target} partitions but the source has {source_partitions}: partitions {missing} have nowhere to go — add partitions on the target (kafka-topics --alter --partitions {source_partitions})")]
+    TooFewTargetPartitions {
+        cluster: String,
+        topic: String,
+        target: i32,
+        source_partitions: i32,
+        missing: String,
+    },
+}

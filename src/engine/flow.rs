@@ -1,0 +1,894 @@
+//! The driver of one replication flow: it owns every partition's state and runs fetches,
+//! produces, metadata refreshes and progress commits as futures whose completions come
+//! back to this one task. The decisions live in the pure modules beside it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::future::BoxFuture;
+use kafka_protocol::error::ParseResponseErrorCode;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceResponse, TopicName};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::batch::{patch, AbortedTransactions, ProducerStamp};
+use crate::wire::{encode_produce_request, Backoff, ClusterClient, MetadataSnapshot, ProduceTopicBatches, Purpose, WireError};
+
+use super::error::EngineError;
+use super::ingest::ingest;
+use super::outcome::{advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome};
+use super::partition::PartitionState;
+use super::setup::{self, ProducerIdentity};
+use super::spec::FlowSpec;
+use super::stats::{status_line, FlowCounters, StatusSample};
+
+/// Largest produce request strait builds; brokers drop connections over
+/// socket.request.max.bytes (100 MiB by default).
+const MAX_PRODUCE_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+const MAX_FETCH_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+const SHUTDOWN_DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+struct Route {
+    source: String,
+    target: String,
+    source_id: Uuid,
+    target_id: Uuid,
+    max_batch_bytes: usize,
+}
+
+struct Slot {
+    route: usize,
+    partition: i32,
+    state: PartitionState,
+    source_leader: Option<i32>,
+    target_leader: Option<i32>,
+    fetching: bool,
+    larger_fetch: bool,
+    fetch_not_before: Instant,
+    produce_not_before: Instant,
+    fetch_failures: u32,
+    produce_failures: u32,
+    stopped: Option<String>,
+}
+
+impl Slot {
+    fn is_live(&self) -> bool {
+        self.stopped.is_none()
+    }
+}
+
+enum Completion {
+    Fetch {
+        broker: i32,
+        slots: Vec<usize>,
+        result: Result<FetchResponse, WireError>,
+    },
+    Produce {
+        broker: i32,
+        sent: Vec<(usize, i32)>,
+        result: Result<ProduceResponse, WireError>,
+    },
+    Metadata {
+        source: Result<Arc<MetadataSnapshot>, WireError>,
+        target: Result<Arc<MetadataSnapshot>, WireError>,
+    },
+    Commit {
+        result: Result<(), EngineError>,
+        committed: Vec<(usize, i64)>,
+    },
+    ProducerId(Result<ProducerIdentity, EngineError>),
+    LogBounds {
+        slot: usize,
+        result: Result<(i64, i64), EngineError>,
+    },
+}
+
+/// What a flow did, returned when it stops.
+#[derive(Debug, Clone)]
+pub struct FlowReport {
+    pub counters: FlowCounters,
+    pub stopped_partitions: Vec<String>,
+}
+
+pub struct FlowRunner {
+    spec: FlowSpec,
+    source: ClusterClient,
+    target: ClusterClient,
+    routes: Vec<Route>,
+    slots: Vec<Slot>,
+    by_source_name: HashMap<String, usize>,
+    by_source_id: HashMap<Uuid, usize>,
+    by_target_name: HashMap<String, usize>,
+    by_target_id: HashMap<Uuid, usize>,
+    slot_index: HashMap<(usize, i32), usize>,
+    producer: ProducerIdentity,
+    producer_reset_wanted: bool,
+    producer_reset_running: bool,
+    fetches_in_flight: HashMap<i32, usize>,
+    produces_in_flight: HashMap<i32, usize>,
+    metadata_wanted: bool,
+    metadata_running: bool,
+    commit_running: bool,
+    committed: Vec<i64>,
+    buffered_bytes: usize,
+    counters: FlowCounters,
+    backoff: Backoff,
+    fetch_rotation: usize,
+    tasks: FuturesUnordered<BoxFuture<'static, Completion>>,
+}
+
+impl FlowRunner {
+    /// Connects both clusters, creates missing target topics, takes a producer identity
+    /// and finds each partition's start offset.
+    pub async fn prepare(spec: FlowSpec) -> Result<FlowRunner, EngineError> {
+        let flow = spec.name();
+        let source = ClusterClient::new(&spec.source.alias, spec.source.bootstrap.clone(), spec.source.connection.clone());
+        let target = ClusterClient::new(&spec.target.alias, spec.target.bootstrap.clone(), spec.target.connection.clone());
+
+        let source_topics: Vec<String> = spec.topics.iter().map(|t| t.source.clone()).collect();
+        let target_topics: Vec<String> = spec.topics.iter().map(|t| t.target.clone()).collect();
+        let source_meta = source.refresh_metadata(Some(source_topics.clone())).await?;
+
+        let mut missing = Vec::new();
+        let mut source_partitions = HashMap::new();
+        for route in &spec.topics {
+            let topic = source_meta
+                .topics
+                .get(&route.source)
+                .filter(|t| t.error.is_none())
+                .ok_or_else(|| EngineError::MissingSourceTopic {
+                    cluster: spec.source.alias.clone(),
+                    topic: route.source.clone(),
+                })?;
+            source_partitions.insert(route.source.clone(), topic.partitions.len() as i32);
+        }
+        let target_meta = target.refresh_metadata(Some(target_topics.clone())).await?;
+        for route in &spec.topics {
+            let wanted = source_partitions[&route.source];
+            match target_meta.topics.get(&route.target).filter(|t| t.error.is_none()) {
+                None => missing.push((route.target.clone(), wanted)),
+                Some(existing) => {
+                    let have = existing.partitions.len() as i32;
+                    if have < wanted {
+                        return Err(EngineError::TooFewTargetPartitions {
+                            cluster: spec.target.alias.clone(),
+                            topic: route.target.clone(),
+                            target: have,
+                            source_partitions: wanted,
+                            missing: format!("{have}..{}", wanted - 1),
+                        });
+                    }
+                    if have > wanted {
+                        tracing::warn!(%flow, topic = %route.target, target_partitions = have, source_partitions = wanted,
+                            "target topic has more partitions than the source; the extra ones receive nothing");
+                    }
+                }
+            }
+        }
+        setup::create_missing_topics(&target, &missing, spec.replication_factor).await?;
+        let target_meta = if missing.is_empty() {
+            target_meta
+        } else {
+            wait_for_topics(&target, &target_topics).await?
+        };
+        let limits = setup::max_message_bytes(&target, &target_topics).await?;
+        let producer = setup::init_producer_id(&target).await?;
+
+        let mut routes = Vec::new();
+        for route in &spec.topics {
+            routes.push(Route {
+                source: route.source.clone(),
+                target: route.target.clone(),
+                source_id: source_meta.topics[&route.source].topic_id,
+                target_id: target_meta.topics[&route.target].topic_id,
+                max_batch_bytes: limits.get(&route.target).copied().unwrap_or(setup::DEFAULT_MAX_MESSAGE_BYTES),
+            });
+        }
+
+        let mut wanted_progress: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for route in &routes {
+            let partitions: Vec<i32> = source_meta.topics[&route.source].partitions.keys().copied().collect();
+            wanted_progress.insert(route.target.clone(), partitions);
+        }
+        let group = spec.progress_group();
+        let progress = setup::fetch_progress(&target, &group, &wanted_progress).await?;
+
+        let mut need_start: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
+        for route in &routes {
+            for (partition, meta) in &source_meta.topics[&route.source].partitions {
+                if !progress.contains_key(&(route.target.clone(), *partition)) {
+                    need_start.entry(meta.leader).or_default().push((route.source.clone(), *partition));
+                }
+            }
+        }
+        let mut starts = setup::list_offsets(&source, &need_start, spec.start.list_offsets_timestamp()).await?;
+        let beyond_end: HashMap<i32, Vec<(String, i32)>> = {
+            let mut beyond: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
+            for ((topic, partition), offset) in &starts {
+                if setup::needs_log_end(*offset) {
+                    let leader = source_meta.topics[topic].partitions[partition].leader;
+                    beyond.entry(leader).or_default().push((topic.clone(), *partition));
+                }
+            }
+            beyond
+        };
+        if !beyond_end.is_empty() {
+            starts.extend(setup::list_offsets(&source, &beyond_end, -1).await?);
+        }
+
+        let now = Instant::now();
+        let mut slots = Vec::new();
+        let mut slot_index = HashMap::new();
+        for (route_index, route) in routes.iter().enumerate() {
+            for (partition, meta) in &source_meta.topics[&route.source].partitions {
+                let start = progress
+                    .get(&(route.target.clone(), *partition))
+                    .copied()
+                    .or_else(|| starts.get(&(route.source.clone(), *partition)).copied())
+                    .unwrap_or(0);
+                tracing::info!(%flow, topic = %route.source, partition, start, "partition starts");
+                slot_index.insert((route_index, *partition), slots.len());
+                slots.push(Slot {
+                    route: route_index,
+                    partition: *partition,
+                    state: PartitionState::new(start),
+                    source_leader: Some(meta.leader).filter(|l| *l >= 0),
+                    target_leader: target_meta.topics[&route.target]
+                        .partitions
+                        .get(partition)
+                        .map(|p| p.leader)
+                        .filter(|l| *l >= 0),
+                    fetching: false,
+                    larger_fetch: false,
+                    fetch_not_before: now,
+                    produce_not_before: now,
+                    fetch_failures: 0,
+                    produce_failures: 0,
+                    stopped: None,
+                });
+            }
+        }
+        let committed = slots.iter().map(|s| s.state.progress()).collect();
+        Ok(FlowRunner {
+            by_source_name: routes.iter().enumerate().map(|(i, r)| (r.source.clone(), i)).collect(),
+            by_source_id: routes.iter().enumerate().map(|(i, r)| (r.source_id, i)).collect(),
+            by_target_name: routes.iter().enumerate().map(|(i, r)| (r.target.clone(), i)).collect(),
+            by_target_id: routes.iter().enumerate().map(|(i, r)| (r.target_id, i)).collect(),
+            spec,
+            source,
+            target,
+            routes,
+            slots,
+            slot_index,
+            producer,
+            producer_reset_wanted: false,
+            producer_reset_running: false,
+            fetches_in_flight: HashMap::new(),
+            produces_in_flight: HashMap::new(),
+            metadata_wanted: false,
+            metadata_running: false,
+            commit_running: false,
+            committed,
+            buffered_bytes: 0,
+            counters: FlowCounters::default(),
+            backoff: Backoff::default(),
+            fetch_rotation: 0,
+            tasks: FuturesUnordered::new(),
+        })
+    }
+
+    /// Copies until `shutdown` turns true, then drains what is in flight and commits.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> FlowReport {
+        let flow = self.spec.name();
+        let mut status_timer = tokio::time::interval(self.spec.status_interval);
+        status_timer.tick().await;
+        let mut commit_timer = tokio::time::interval(self.spec.commit_interval);
+        commit_timer.tick().await;
+        let mut wake = tokio::time::interval(Duration::from_millis(50));
+        let mut previous = self.counters.clone();
+        let mut previous_at = Instant::now();
+        let mut draining_since: Option<Instant> = None;
+
+        loop {
+            if draining_since.is_none() && *shutdown.borrow() {
+                tracing::info!(%flow, "stopping: draining sends in flight");
+                draining_since = Some(Instant::now());
+            }
+            if let Some(since) = draining_since {
+                let drained = self.slots.iter().all(|s| s.state.in_flight() == 0)
+                    && self.produces_in_flight.values().all(|n| *n == 0);
+                if drained || since.elapsed() > SHUTDOWN_DRAIN_LIMIT {
+                    break;
+                }
+            } else {
+                self.launch_fetches();
+            }
+            self.launch_produces();
+            self.launch_maintenance();
+
+            tokio::select! {
+                Some(done) = self.tasks.next() => self.complete(done),
+                _ = status_timer.tick() => {
+                    let sample = self.sample();
+                    let line = status_line(&flow, &previous, &sample, previous_at.elapsed());
+                    tracing::info!(target: "strait::status", "{line}");
+                    previous = sample.counters;
+                    previous_at = Instant::now();
+                }
+                _ = commit_timer.tick() => self.launch_commit(),
+                _ = shutdown.changed() => {}
+                _ = wake.tick() => {}
+            }
+        }
+
+        // Wait for a commit already running, then commit the final progress.
+        while self.commit_running {
+            if let Some(done) = self.tasks.next().await {
+                self.complete(done);
+            } else {
+                break;
+            }
+        }
+        let offsets = self.progress_to_commit();
+        if !offsets.0.is_empty() {
+            if let Err(error) = setup::commit_progress(&self.target, &self.spec.progress_group(), &offsets.0).await {
+                tracing::error!(%flow, %error, "final progress commit failed; a restart copies the uncommitted part again");
+            }
+        }
+        let sample = self.sample();
+        tracing::info!(target: "strait::status", "{}", status_line(&flow, &previous, &sample, previous_at.elapsed()));
+        FlowReport {
+            counters: self.counters.clone(),
+            stopped_partitions: self
+                .slots
+                .iter()
+                .filter_map(|s| s.stopped.as_ref().map(|why| format!("{}-{}: {why}", self.routes[s.route].source, s.partition)))
+                .collect(),
+        }
+    }
+
+    fn sample(&self) -> StatusSample {
+        let mut lag = Some(0);
+        for slot in &self.slots {
+            lag = match (lag, slot.state.lag()) {
+                (Some(total), Some(l)) => Some(total + l),
+                _ => None,
+            };
+        }
+        StatusSample {
+            counters: self.counters.clone(),
+            lag_records: lag,
+            partitions: self.slots.len(),
+            failed_partitions: self.slots.iter().filter(|s| !s.is_live()).count(),
+        }
+    }
+
+    fn stop_partition(&mut self, slot: usize, offset: i64, why: String) {
+        let route = &self.routes[self.slots[slot].route];
+        tracing::error!(
+            flow = %self.spec.name(),
+            cluster = %self.spec.source.alias,
+            topic = %route.source,
+            partition = self.slots[slot].partition,
+            offset,
+            "partition stopped: {why}; the other partitions go on, and this one resumes from offset {} after a restart",
+            self.slots[slot].state.progress()
+        );
+        self.slots[slot].stopped = Some(why);
+    }
+
+    fn launch_fetches(&mut self) {
+        let now = Instant::now();
+        let per_partition_cap = 2 * self.spec.partition_fetch_bytes;
+        let mut by_leader: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+        let count = self.slots.len();
+        for step in 0..count {
+            let index = (self.fetch_rotation + step) % count;
+            let slot = &self.slots[index];
+            let Some(leader) = slot.source_leader else { continue };
+            if !slot.is_live()
+                || slot.fetching
+                || now < slot.fetch_not_before
+                || slot.state.buffered_bytes() >= per_partition_cap
+                || self.fetches_in_flight.get(&leader).copied().unwrap_or(0) > 0
+            {
+                continue;
+            }
+            by_leader.entry(leader).or_default().push(index);
+        }
+        self.fetch_rotation = self.fetch_rotation.wrapping_add(1);
+        for (leader, mut indexes) in by_leader {
+            let room = self.spec.memory_budget.saturating_sub(self.buffered_bytes);
+            if room < self.spec.partition_fetch_bytes {
+                return;
+            }
+            // A partition whose next batch didn't fit goes first: brokers always return
+            // the first batch of the first partition whole.
+            indexes.sort_by_key(|i| !self.slots[*i].larger_fetch);
+            let max_bytes = room.min(MAX_FETCH_RESPONSE_BYTES);
+            let mut topics: Vec<FetchTopic> = Vec::new();
+            for index in &indexes {
+                let slot = &self.slots[*index];
+                let route = &self.routes[slot.route];
+                let partition = FetchPartition::default()
+                    .with_partition(slot.partition)
+                    .with_current_leader_epoch(-1)
+                    .with_fetch_offset(slot.state.fetch_position())
+                    .with_last_fetched_epoch(-1)
+                    .with_log_start_offset(-1)
+                    .with_partition_max_bytes(self.spec.partition_fetch_bytes as i32);
+                match topics.iter_mut().find(|t| t.topic_id == route.source_id && t.topic.0.as_str() == route.source) {
+                    Some(topic) => topic.partitions.push(partition),
+                    None => topics.push(
+                        FetchTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(route.source.clone())))
+                            .with_topic_id(route.source_id)
+                            .with_partitions(vec![partition]),
+                    ),
+                }
+            }
+            for index in &indexes {
+                self.slots[*index].fetching = true;
+            }
+            *self.fetches_in_flight.entry(leader).or_default() += 1;
+            let request = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(self.spec.fetch_max_wait.as_millis() as i32)
+                .with_min_bytes(1)
+                .with_max_bytes(max_bytes as i32)
+                .with_isolation_level(1)
+                .with_session_id(0)
+                .with_session_epoch(-1)
+                .with_topics(topics);
+            let source = self.source.clone();
+            self.tasks.push(Box::pin(async move {
+                let result = source.send(leader, Purpose::Fetch, request).await;
+                Completion::Fetch { broker: leader, slots: indexes, result }
+            }));
+        }
+    }
+
+    fn launch_produces(&mut self) {
+        if self.producer_reset_wanted {
+            return;
+        }
+        let now = Instant::now();
+        let mut by_leader: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(leader) = slot.target_leader else { continue };
+            if slot.is_live() && now >= slot.produce_not_before && slot.state.has_outgoing() {
+                by_leader.entry(leader).or_default().push(index);
+            }
+        }
+        for (leader, indexes) in by_leader {
+            if self.produces_in_flight.get(&leader).copied().unwrap_or(0) >= self.spec.max_produce_requests_per_broker {
+                continue;
+            }
+            let mut topics: Vec<ProduceTopicBatches> = Vec::new();
+            let mut sent = Vec::new();
+            let mut request_bytes = 0;
+            for index in indexes {
+                let Some(outgoing) = self.slots[index].state.next_outgoing() else { continue };
+                let stamp = ProducerStamp {
+                    producer_id: self.producer.producer_id,
+                    producer_epoch: self.producer.producer_epoch,
+                    base_sequence: outgoing.sequence,
+                    transactional: false,
+                };
+                let patched = patch(&outgoing.batch, &stamp);
+                request_bytes += patched.len();
+                let route = &self.routes[self.slots[index].route];
+                let chunks = patched.chunks();
+                match topics.iter_mut().find(|t| t.topic_id == route.target_id && t.name == route.target) {
+                    Some(topic) => topic.partitions.push((self.slots[index].partition, chunks)),
+                    None => topics.push(ProduceTopicBatches {
+                        name: route.target.clone(),
+                        topic_id: route.target_id,
+                        partitions: vec![(self.slots[index].partition, chunks)],
+                    }),
+                }
+                sent.push((index, outgoing.sequence));
+                if request_bytes >= MAX_PRODUCE_REQUEST_BYTES {
+                    break;
+                }
+            }
+            if sent.is_empty() {
+                continue;
+            }
+            *self.produces_in_flight.entry(leader).or_default() += 1;
+            let target = self.target.clone();
+            let timeout_ms = self.spec.produce_timeout.as_millis() as i32;
+            self.tasks.push(Box::pin(async move {
+                let result = send_produce(&target, leader, topics, timeout_ms).await;
+                Completion::Produce { broker: leader, sent, result }
+            }));
+        }
+    }
+
+    fn launch_maintenance(&mut self) {
+        if self.metadata_wanted && !self.metadata_running {
+            self.metadata_wanted = false;
+            self.metadata_running = true;
+            let source = self.source.clone();
+            let target = self.target.clone();
+            let source_topics: Vec<String> = self.routes.iter().map(|r| r.source.clone()).collect();
+            let target_topics: Vec<String> = self.routes.iter().map(|r| r.target.clone()).collect();
+            self.tasks.push(Box::pin(async move {
+                let source = source.refresh_metadata(Some(source_topics)).await;
+                let target = target.refresh_metadata(Some(target_topics)).await;
+                Completion::Metadata { source, target }
+            }));
+        }
+        if self.producer_reset_wanted
+            && !self.producer_reset_running
+            && self.produces_in_flight.values().all(|n| *n == 0)
+        {
+            self.producer_reset_running = true;
+            let target = self.target.clone();
+            self.tasks.push(Box::pin(async move {
+                Completion::ProducerId(setup::init_producer_id(&target).await)
+            }));
+        }
+    }
+
+    fn progress_to_commit(&self) -> (BTreeMap<String, Vec<(i32, i64)>>, Vec<(usize, i64)>) {
+        let mut offsets: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
+        let mut committed = Vec::new();
+        for (index, slot) in self.slots.iter().enumerate() {
+            let progress = slot.state.progress();
+            if progress != self.committed[index] {
+                offsets
+                    .entry(self.routes[slot.route].target.clone())
+                    .or_default()
+                    .push((slot.partition, progress));
+                committed.push((index, progress));
+            }
+        }
+        (offsets, committed)
+    }
+
+    fn launch_commit(&mut self) {
+        if self.commit_running {
+            return;
+        }
+        let (offsets, committed) = self.progress_to_commit();
+        if committed.is_empty() {
+            return;
+        }
+        self.commit_running = true;
+        let target = self.target.clone();
+        let group = self.spec.progress_group();
+        self.tasks.push(Box::pin(async move {
+            let result = setup::commit_progress(&target, &group, &offsets).await;
+            Completion::Commit { result, committed }
+        }));
+    }
+
+    fn complete(&mut self, done: Completion) {
+        match done {
+            Completion::Fetch { broker, slots, result } => self.on_fetch(broker, slots, result),
+            Completion::Produce { broker, sent, result } => self.on_produce(broker, sent, result),
+            Completion::Metadata { source, target } => self.on_metadata(source, target),
+            Completion::Commit { result, committed } => {
+                self.commit_running = false;
+                match result {
+                    Ok(()) => {
+                        for (index, offset) in committed {
+                            self.committed[index] = offset;
+                        }
+                    }
+                    Err(error) => tracing::warn!(flow = %self.spec.name(), %error, "progress commit failed; retrying at the next interval"),
+                }
+            }
+            Completion::ProducerId(result) => {
+                self.producer_reset_running = false;
+                match result {
+                    Ok(identity) => {
+                        tracing::warn!(flow = %self.spec.name(), producer_id = identity.producer_id,
+                            "new producer identity on the target; unacknowledged batches are sent again");
+                        self.producer = identity;
+                        self.producer_reset_wanted = false;
+                        for slot in &mut self.slots {
+                            slot.state.reset_sequences();
+                        }
+                    }
+                    Err(error) => tracing::warn!(flow = %self.spec.name(), %error, "InitProducerId failed; retrying"),
+                }
+            }
+            Completion::LogBounds { slot, result } => self.on_log_bounds(slot, result),
+        }
+    }
+
+    fn on_metadata(&mut self, source: Result<Arc<MetadataSnapshot>, WireError>, target: Result<Arc<MetadataSnapshot>, WireError>) {
+        self.metadata_running = false;
+        match (source, target) {
+            (Ok(source), Ok(target)) => {
+                for slot in &mut self.slots {
+                    let route = &self.routes[slot.route];
+                    slot.source_leader = source
+                        .topics
+                        .get(&route.source)
+                        .and_then(|t| t.partitions.get(&slot.partition))
+                        .map(|p| p.leader)
+                        .filter(|l| *l >= 0);
+                    slot.target_leader = target
+                        .topics
+                        .get(&route.target)
+                        .and_then(|t| t.partitions.get(&slot.partition))
+                        .map(|p| p.leader)
+                        .filter(|l| *l >= 0);
+                }
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(flow = %self.spec.name(), %error, "metadata refresh failed; retrying");
+                self.metadata_wanted = true;
+            }
+        }
+    }
+
+    fn retry_later(&mut self, slot: usize, fetch: bool) {
+        let now = Instant::now();
+        let slot = &mut self.slots[slot];
+        if fetch {
+            slot.fetch_failures += 1;
+            slot.fetch_not_before = now + self.backoff.delay(slot.fetch_failures);
+        } else {
+            slot.produce_failures += 1;
+            slot.produce_not_before = now + self.backoff.delay(slot.produce_failures);
+        }
+    }
+
+    fn on_fetch(&mut self, broker: i32, slots: Vec<usize>, result: Result<FetchResponse, WireError>) {
+        if let Some(n) = self.fetches_in_flight.get_mut(&broker) {
+            *n = n.saturating_sub(1);
+        }
+        for index in &slots {
+            self.slots[*index].fetching = false;
+        }
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::warn!(flow = %self.spec.name(), broker, %error, "fetch failed; retrying after backoff");
+                self.metadata_wanted = true;
+                for index in slots {
+                    self.retry_later(index, true);
+                }
+                return;
+            }
+        };
+        if let Some(error) = response.error_code.err() {
+            tracing::warn!(flow = %self.spec.name(), broker, ?error, "fetch refused as a whole; retrying");
+            self.metadata_wanted = true;
+            for index in slots {
+                self.retry_later(index, true);
+            }
+            return;
+        }
+        for topic in response.responses {
+            let route = if topic.topic_id.is_nil() {
+                self.by_source_name.get(topic.topic.0.as_str()).copied()
+            } else {
+                self.by_source_id.get(&topic.topic_id).copied()
+            };
+            let Some(route) = route else { continue };
+            for data in topic.partitions {
+                let Some(&index) = self.slot_index.get(&(route, data.partition_index)) else { continue };
+                self.on_fetched_partition(index, data);
+            }
+        }
+    }
+
+    fn on_fetched_partition(&mut self, index: usize, data: kafka_protocol::messages::fetch_response::PartitionData) {
+        if let Some(error) = data.error_code.err() {
+            match classify_fetch_error(error) {
+                FetchOutcome::Retry { refresh_metadata, .. } => {
+                    self.metadata_wanted |= refresh_metadata;
+                    self.retry_later(index, true);
+                }
+                FetchOutcome::OutOfRange => self.launch_log_bounds(index),
+                FetchOutcome::Stop { error } => {
+                    let offset = self.slots[index].state.fetch_position();
+                    self.stop_partition(index, offset, format!("source fetch failed: {error:?} — {}", advice(error)));
+                }
+            }
+            return;
+        }
+        let slot = &mut self.slots[index];
+        slot.fetch_failures = 0;
+        slot.state.set_high_watermark(if data.last_stable_offset >= 0 { data.last_stable_offset } else { data.high_watermark });
+        let records = data.records.unwrap_or_else(Bytes::new);
+        if records.is_empty() {
+            return;
+        }
+        let mut aborted = data.aborted_transactions.map(|list| {
+            AbortedTransactions::new(list.iter().map(|a| (a.producer_id.0, a.first_offset)).collect())
+        });
+        let max_batch_bytes = self.routes[slot.route].max_batch_bytes;
+        let position = slot.state.fetch_position();
+        match ingest(records, position, aborted.as_mut(), max_batch_bytes) {
+            Ok(ingested) => {
+                let before = slot.state.buffered_bytes();
+                slot.larger_fetch = ingested.needs_larger_fetch;
+                slot.state.accept(ingested.items, ingested.next_fetch_position);
+                self.buffered_bytes += slot.state.buffered_bytes() - before;
+                self.counters.dropped_control += ingested.dropped_control;
+                self.counters.dropped_aborted += ingested.dropped_aborted;
+                self.counters.slow_path.add(&ingested.slow_path);
+            }
+            Err(error) => {
+                let offset = error.offset;
+                self.stop_partition(index, offset, error.to_string());
+            }
+        }
+    }
+
+    fn launch_log_bounds(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        let Some(leader) = slot.source_leader else {
+            self.metadata_wanted = true;
+            self.retry_later(index, true);
+            return;
+        };
+        slot.fetching = true;
+        let topic = self.routes[slot.route].source.clone();
+        let partition = slot.partition;
+        let source = self.source.clone();
+        self.tasks.push(Box::pin(async move {
+            let request: HashMap<i32, Vec<(String, i32)>> = HashMap::from([(leader, vec![(topic.clone(), partition)])]);
+            let result = async {
+                let earliest = setup::list_offsets(&source, &request, -2).await?;
+                let latest = setup::list_offsets(&source, &request, -1).await?;
+                let key = (topic, partition);
+                Ok((earliest.get(&key).copied().unwrap_or(0), latest.get(&key).copied().unwrap_or(0)))
+            }
+            .await;
+            Completion::LogBounds { slot: index, result }
+        }));
+    }
+
+    fn on_log_bounds(&mut self, index: usize, result: Result<(i64, i64), EngineError>) {
+        self.slots[index].fetching = false;
+        let (earliest, latest) = match result {
+            Ok(bounds) => bounds,
+            Err(error) => {
+                tracing::warn!(flow = %self.spec.name(), %error, "could not read the source log bounds; retrying");
+                self.retry_later(index, true);
+                return;
+            }
+        };
+        let position = self.slots[index].state.fetch_position();
+        if position < earliest && self.slots[index].state.is_idle() {
+            let route = &self.routes[self.slots[index].route];
+            tracing::error!(
+                flow = %self.spec.name(), topic = %route.source, partition = self.slots[index].partition,
+                from = position, to = earliest, lost = earliest - position,
+                "source offsets were deleted by retention before strait copied them; continuing from the log start (raise retention on the source or keep strait running)"
+            );
+            let slot = &mut self.slots[index];
+            slot.state = PartitionState::new(earliest);
+        } else if position > latest {
+            self.stop_partition(
+                index,
+                position,
+                format!("fetch position {position} is past the source log end {latest}: the source log was truncated (unclean leader election or topic recreated); inspect the topic, then reset this flow's progress group"),
+            );
+        } else {
+            self.retry_later(index, true);
+        }
+    }
+
+    fn on_produce(&mut self, broker: i32, sent: Vec<(usize, i32)>, result: Result<ProduceResponse, WireError>) {
+        if let Some(n) = self.produces_in_flight.get_mut(&broker) {
+            *n = n.saturating_sub(1);
+        }
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::warn!(flow = %self.spec.name(), broker, %error, "produce failed; the batches are sent again with their sequence numbers");
+                self.metadata_wanted = true;
+                self.counters.produce_retries += sent.len() as u64;
+                for (index, sequence) in sent {
+                    self.slots[index].state.on_retriable_failure(sequence);
+                    self.retry_later(index, false);
+                }
+                return;
+            }
+        };
+        let sequence_of: HashMap<usize, i32> = sent.iter().copied().collect();
+        let mut answered = Vec::new();
+        for topic in response.responses {
+            let route = if topic.topic_id.is_nil() {
+                self.by_target_name.get(topic.name.0.as_str()).copied()
+            } else {
+                self.by_target_id.get(&topic.topic_id).copied()
+            };
+            let Some(route) = route else { continue };
+            for partition in topic.partition_responses {
+                let Some(&index) = self.slot_index.get(&(route, partition.index)) else { continue };
+                let Some(&sequence) = sequence_of.get(&index) else { continue };
+                answered.push(index);
+                let message = partition.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                self.on_produced_partition(index, sequence, classify_produce(partition.error_code, partition.base_offset), message);
+            }
+        }
+        for (index, sequence) in sent {
+            if !answered.contains(&index) {
+                tracing::warn!(flow = %self.spec.name(), broker, "produce response left out a partition; sending it again");
+                self.slots[index].state.on_retriable_failure(sequence);
+            }
+        }
+    }
+
+    fn on_produced_partition(&mut self, index: usize, sequence: i32, outcome: ProduceOutcome, message: String) {
+        match outcome {
+            ProduceOutcome::Acked { base_offset } => {
+                let slot = &mut self.slots[index];
+                slot.produce_failures = 0;
+                let before = slot.state.buffered_bytes();
+                let settled = slot.state.on_acked(sequence, base_offset);
+                self.buffered_bytes -= before - slot.state.buffered_bytes();
+                self.counters.records += settled.records;
+                self.counters.bytes += settled.bytes;
+                self.counters.batches += settled.mapped.len() as u64;
+            }
+            ProduceOutcome::Retry { error, refresh_metadata } => {
+                tracing::debug!(flow = %self.spec.name(), ?error, "produce will be retried");
+                self.counters.produce_retries += 1;
+                self.metadata_wanted |= refresh_metadata;
+                self.slots[index].state.on_retriable_failure(sequence);
+                self.retry_later(index, false);
+            }
+            ProduceOutcome::ResetProducer { error } => {
+                tracing::warn!(flow = %self.spec.name(), ?error, "target lost the producer state; taking a new producer identity");
+                self.counters.produce_retries += 1;
+                self.slots[index].state.on_retriable_failure(sequence);
+                self.producer_reset_wanted = true;
+            }
+            ProduceOutcome::Stop { error } => {
+                let offset = self.slots[index].state.progress();
+                self.slots[index].state.on_retriable_failure(sequence);
+                self.stop_partition(index, offset, format!("target refused the batch: {error:?} {message} — {}", advice(error)));
+            }
+        }
+    }
+}
+
+async fn wait_for_topics(target: &ClusterClient, topics: &[String]) -> Result<Arc<MetadataSnapshot>, EngineError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let meta = target.refresh_metadata(Some(topics.to_vec())).await?;
+        let ready = topics.iter().all(|t| {
+            meta.topics
+                .get(t)
+                .is_some_and(|m| m.error.is_none() && m.partitions.values().all(|p| p.leader >= 0))
+        });
+        if ready || Instant::now() > deadline {
+            return Ok(meta);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn send_produce(
+    target: &ClusterClient,
+    leader: i32,
+    topics: Vec<ProduceTopicBatches>,
+    timeout_ms: i32,
+) -> Result<ProduceResponse, WireError> {
+    let connection = target.connection(leader, Purpose::Produce).await?;
+    let version = connection
+        .negotiated_version(ApiKey::Produce)
+        .ok_or_else(|| WireError::unsupported(ApiKey::Produce, connection.broker()))?;
+    let client_id = connection.client_id().to_string();
+    let mut body = connection
+        .send_frame(ApiKey::Produce, version, move |correlation_id| {
+            encode_produce_request(version, correlation_id, &client_id, None, -1, timeout_ms, &topics)
+        })
+        .await?;
+    ProduceResponse::decode(&mut body, version).map_err(|source| WireError::decode(ApiKey::Produce, source))
+}

@@ -1,0 +1,176 @@
+//! Turns the records of one fetched partition into what the target will receive:
+//! whole v2 batches in source order, with control batches, aborted transactions and
+//! empty batches dropped, and the slow path taken only where the fast path can't go.
+//! Pure: no I/O.
+
+use bytes::Bytes;
+
+use crate::batch::{
+    convert_legacy, rebuild, slow_reason, split_records, AbortedTransactions, BatchError,
+    LegacyEntry, RawEntry, RebuiltBatch, RecordBatch, SlowPathCounts, SlowReason,
+};
+
+use super::partition::Fetched;
+
+/// The outcome of one partition's fetch data.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    pub items: Vec<Fetched>,
+    /// Where the next fetch of this partition starts.
+    pub next_fetch_position: i64,
+    /// A batch was cut off by the fetch size limit and nothing whole came before it:
+    /// the next fetch must allow a larger response for this partition.
+    pub needs_larger_fetch: bool,
+    pub slow_path: SlowPathCounts,
+    pub dropped_control: u64,
+    pub dropped_aborted: u64,
+}
+
+/// Failure of one partition's data; the partition stops, the others go on.
+#[derive(Debug, thiserror::Error)]
+#[error("at source offset {offset}: {source}")]
+pub struct IngestError {
+    pub offset: i64,
+    #[source]
+    pub source: BatchError,
+}
+
+/// `aborted` is the fetch response's aborted-transaction list for this partition
+/// (None when the fetch was read_uncommitted).
+pub fn ingest(
+    records: Bytes,
+    fetch_position: i64,
+    aborted: Option<&mut AbortedTransactions>,
+    max_batch_bytes: usize,
+) -> Result<Ingested, IngestError> {
+    let split = split_records(records).map_err(|source| IngestError {
+        offset: fetch_position,
+        source,
+    })?;
+    let mut out = Ingested {
+        next_fetch_position: fetch_position,
+        ..Ingested::default()
+    };
+    let mut aborted = aborted;
+    let mut legacy_run: Vec<LegacyEntry> = Vec::new();
+
+    for entry in split.entries {
+        match entry {
+            RawEntry::Legacy(legacy) => {
+                if legacy.offset() >= fetch_position {
+                    legacy_run.push(legacy);
+                }
+            }
+            RawEntry::V2(batch) => {
+                flush_legacy(&mut legacy_run, &mut out, max_batch_bytes)?;
+                take_v2(batch, &mut out, aborted.as_deref_mut(), max_batch_bytes)?;
+            }
+        }
+    }
+    flush_legacy(&mut legacy_run, &mut out, max_batch_bytes)?;
+
+    out.needs_larger_fetch = out.next_fetch_position == fetch_position
+        && split.truncated_tail_bytes > 0
+        && out.items.is_empty();
+    Ok(out)
+}
+
+fn take_v2(
+    batch: RecordBatch,
+    out: &mut Ingested,
+    aborted: Option<&mut AbortedTransactions>,
+    max_batch_bytes: usize,
+) -> Result<(), IngestError> {
+    let position = out.next_fetch_position;
+    let last_offset = batch.last_offset();
+    if last_offset < position {
+        // Whole batches come back from an offset inside them; this one is done.
+        return Ok(());
+    }
+    batch.verify_crc().map_err(|source| IngestError {
+        offset: batch.base_offset(),
+        source,
+    })?;
+    let resume_at = last_offset + 1;
+    out.next_fetch_position = resume_at;
+
+    let drop = match aborted {
+        Some(aborted) => aborted.should_drop(&batch),
+        None => batch.is_control(),
+    };
+    if batch.is_control() {
+        out.dropped_control += 1;
+        out.items.push(Fetched::Skip { resume_at });
+        return Ok(());
+    }
+    if drop {
+        out.dropped_aborted += 1;
+        out.items.push(Fetched::Skip { resume_at });
+        return Ok(());
+    }
+    if batch.records_count() == 0 {
+        out.items.push(Fetched::Skip { resume_at });
+        return Ok(());
+    }
+
+    match slow_reason(&batch, position, max_batch_bytes) {
+        None => out.items.push(Fetched::Batch {
+            first_source_offset: batch.base_offset().max(position),
+            batch,
+            resume_at,
+        }),
+        Some(reason) => {
+            let rebuilt = rebuild(&batch, position, max_batch_bytes).map_err(|source| {
+                IngestError {
+                    offset: batch.base_offset(),
+                    source,
+                }
+            })?;
+            out.slow_path.count(reason);
+            push_rebuilt(rebuilt, resume_at, out);
+        }
+    }
+    Ok(())
+}
+
+fn flush_legacy(
+    run: &mut Vec<LegacyEntry>,
+    out: &mut Ingested,
+    max_batch_bytes: usize,
+) -> Result<(), IngestError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let first_offset = run[0].offset();
+    let resume_at = run.last().expect("non-empty run").last_offset() + 1;
+    let rebuilt = convert_legacy(run, out.next_fetch_position, max_batch_bytes).map_err(
+        |source| IngestError {
+            offset: first_offset,
+            source,
+        },
+    )?;
+    run.clear();
+    out.slow_path.count(SlowReason::Legacy);
+    out.next_fetch_position = out.next_fetch_position.max(resume_at);
+    push_rebuilt(rebuilt, resume_at, out);
+    Ok(())
+}
+
+/// Rebuilt batches carry their own source offsets; the last one also covers offsets
+/// that compaction removed after its last surviving record.
+fn push_rebuilt(rebuilt: Vec<RebuiltBatch>, resume_at: i64, out: &mut Ingested) {
+    let count = rebuilt.len();
+    for (index, piece) in rebuilt.into_iter().enumerate() {
+        let first = *piece.source_offsets.first().expect("rebuilt batches hold records");
+        let last = *piece.source_offsets.last().expect("rebuilt batches hold records");
+        let piece_resume = if index + 1 == count { resume_at } else { last + 1 };
+        out.items.push(Fetched::Batch {
+            batch: piece.batch,
+            first_source_offset: first,
+            resume_at: piece_resume,
+        });
+    }
+    if count == 0 {
+        out.items.push(Fetched::Skip { resume_at });
+    }
+}

@@ -1,0 +1,407 @@
+//! Replication state of one source partition: what was fetched, what is on its way to
+//! the target, and how far the target has acknowledged. Pure; the flow driver feeds it
+//! fetch results and produce outcomes.
+
+use std::collections::VecDeque;
+
+use crate::batch::RecordBatch;
+
+/// The broker remembers the last five batches of a producer per partition, so at most
+/// five sequenced-but-unsettled batches keep retries deduplicated and ordering exact.
+pub const MAX_UNSETTLED_BATCHES: usize = 5;
+
+/// Kafka wraps producer sequence numbers at i32::MAX back to zero.
+fn advance_sequence(sequence: i32, records: i32) -> i32 {
+    ((sequence as i64 + records as i64) % (i32::MAX as i64 + 1)) as i32
+}
+
+/// One thing fetched from the source, in source order.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// A v2 batch ready to be patched and produced; `resume_at` is the source offset to
+    /// continue from once it is on the target.
+    Batch {
+        batch: RecordBatch,
+        first_source_offset: i64,
+        resume_at: i64,
+    },
+    /// Source offsets that produce nothing on the target (control batches, aborted
+    /// transactions, empty batches): progress may pass them once everything before
+    /// them is acknowledged.
+    Skip { resume_at: i64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Queued,
+    Sent,
+    Acked,
+    /// Sent but the outcome is not success; resent with the same sequence once every
+    /// earlier send of this partition has settled.
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    batch: Option<RecordBatch>,
+    first_source_offset: i64,
+    resume_at: i64,
+    sequence: Option<i32>,
+    status: Status,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        self.batch.as_ref().map_or(0, |b| b.len())
+    }
+    fn holds_sequence(&self) -> bool {
+        self.sequence.is_some()
+    }
+}
+
+/// A batch handed to the driver for sending.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub batch: RecordBatch,
+    pub sequence: i32,
+    pub first_source_offset: i64,
+}
+
+/// What an acknowledgement settled, for statistics and the offset map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    pub records: u64,
+    pub bytes: u64,
+    /// (first source offset, target base offset, record count) per acknowledged batch.
+    pub mapped: Vec<(i64, i64, i32)>,
+}
+
+#[derive(Debug)]
+pub struct PartitionState {
+    fetch_position: i64,
+    progress: i64,
+    next_sequence: i32,
+    window: VecDeque<Entry>,
+    buffered_bytes: usize,
+    high_watermark: Option<i64>,
+}
+
+impl PartitionState {
+    /// `start_offset` is both where fetching begins and the progress already on the
+    /// target.
+    pub fn new(start_offset: i64) -> Self {
+        PartitionState {
+            fetch_position: start_offset,
+            progress: start_offset,
+            next_sequence: 0,
+            window: VecDeque::new(),
+            buffered_bytes: 0,
+            high_watermark: None,
+        }
+    }
+
+    /// Next source offset to fetch.
+    pub fn fetch_position(&self) -> i64 {
+        self.fetch_position
+    }
+
+    /// Next source offset not yet on the target: everything before it is acknowledged.
+    pub fn progress(&self) -> i64 {
+        self.progress
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    pub fn set_high_watermark(&mut self, high_watermark: i64) {
+        self.high_watermark = Some(high_watermark);
+    }
+
+    /// Records (offsets) on the source not yet acknowledged by the target.
+    pub fn lag(&self) -> Option<i64> {
+        self.high_watermark.map(|hw| (hw - self.progress).max(0))
+    }
+
+    /// True when nothing is buffered or in flight.
+    pub fn is_idle(&self) -> bool {
+        self.window.is_empty()
+    }
+
+    /// Takes what one fetch returned and the position the next fetch starts from.
+    pub fn accept(&mut self, fetched: Vec<Fetched>, next_fetch_position: i64) {
+        for item in fetched {
+            match item {
+                Fetched::Batch {
+                    batch,
+                    first_source_offset,
+                    resume_at,
+                } => {
+                    self.buffered_bytes += batch.len();
+                    self.window.push_back(Entry {
+                        batch: Some(batch),
+                        first_source_offset,
+                        resume_at,
+                        sequence: None,
+                        status: Status::Queued,
+                    });
+                }
+                Fetched::Skip { resume_at } => {
+                    if let Some(last) = self.window.back_mut() {
+                        last.resume_at = last.resume_at.max(resume_at);
+                    } else {
+                        self.progress = self.progress.max(resume_at);
+                    }
+                }
+            }
+        }
+        self.fetch_position = self.fetch_position.max(next_fetch_position);
+    }
+
+    /// Moves progress over offsets that produce nothing, e.g. a fetch that returned
+    /// only dropped batches when nothing was pending.
+    fn settle_prefix(&mut self) -> Settled {
+        let mut settled = Settled::default();
+        while let Some(front) = self.window.front() {
+            if front.status != Status::Acked {
+                break;
+            }
+            let entry = self.window.pop_front().expect("front exists");
+            self.progress = self.progress.max(entry.resume_at);
+            let bytes = entry.bytes();
+            self.buffered_bytes -= bytes;
+            settled.bytes += bytes as u64;
+        }
+        settled
+    }
+
+    fn unsettled_with_sequence(&self) -> usize {
+        self.window.iter().filter(|e| e.holds_sequence()).count()
+    }
+
+    fn has_failed(&self) -> bool {
+        self.window.iter().any(|e| e.status == Status::Failed)
+    }
+
+    /// The next batch to send, if ordering and the dedup window allow one now.
+    pub fn next_outgoing(&mut self) -> Option<Outgoing> {
+        if self.has_failed() {
+            return None;
+        }
+        let index = self.window.iter().position(|e| e.status == Status::Queued)?;
+        let entry = &self.window[index];
+        if entry.sequence.is_none() && self.unsettled_with_sequence() >= MAX_UNSETTLED_BATCHES {
+            return None;
+        }
+        let next_sequence = self.next_sequence;
+        let entry = &mut self.window[index];
+        let batch = entry.batch.clone().expect("queued entries carry a batch");
+        let sequence = match entry.sequence {
+            Some(sequence) => sequence,
+            None => {
+                entry.sequence = Some(next_sequence);
+                self.next_sequence = advance_sequence(next_sequence, batch.records_count());
+                next_sequence
+            }
+        };
+        entry.status = Status::Sent;
+        Some(Outgoing {
+            batch,
+            sequence,
+            first_source_offset: entry.first_source_offset,
+        })
+    }
+
+    /// Whether a send is possible right now (used to pick partitions for a request).
+    pub fn has_outgoing(&self) -> bool {
+        if self.has_failed() {
+            return false;
+        }
+        match self.window.iter().find(|e| e.status == Status::Queued) {
+            Some(entry) => {
+                entry.sequence.is_some() || self.unsettled_with_sequence() < MAX_UNSETTLED_BATCHES
+            }
+            None => false,
+        }
+    }
+
+    fn entry_mut(&mut self, sequence: i32) -> Option<&mut Entry> {
+        self.window
+            .iter_mut()
+            .find(|e| e.sequence == Some(sequence) && e.status == Status::Sent)
+    }
+
+    /// The target acknowledged the batch with this sequence at `target_base_offset`.
+    pub fn on_acked(&mut self, sequence: i32, target_base_offset: i64) -> Settled {
+        let Some(entry) = self.entry_mut(sequence) else {
+            return Settled::default();
+        };
+        entry.status = Status::Acked;
+        let records = entry.batch.as_ref().map_or(0, |b| b.records_count());
+        let first = entry.first_source_offset;
+        let mut settled = self.settle_prefix();
+        settled.records += records as u64;
+        settled.mapped.push((first, target_base_offset, records));
+        self.requeue_failed_when_settled();
+        settled
+    }
+
+    /// The send with this sequence did not succeed but may be retried.
+    pub fn on_retriable_failure(&mut self, sequence: i32) {
+        if let Some(entry) = self.entry_mut(sequence) {
+            entry.status = Status::Failed;
+        }
+        self.requeue_failed_when_settled();
+    }
+
+    /// Once no send of this partition is outstanding, failed ones go back to the queue
+    /// in order with their sequence numbers, so the broker deduplicates any that did land.
+    fn requeue_failed_when_settled(&mut self) {
+        if self.window.iter().any(|e| e.status == Status::Sent) {
+            return;
+        }
+        for entry in self.window.iter_mut() {
+            if entry.status == Status::Failed {
+                entry.status = Status::Queued;
+            }
+        }
+    }
+
+    /// Sends in flight (for draining at shutdown).
+    pub fn in_flight(&self) -> usize {
+        self.window
+            .iter()
+            .filter(|e| e.status == Status::Sent)
+            .count()
+    }
+
+    /// Starts over with a new producer identity: every unacknowledged batch is queued
+    /// again without a sequence. Only valid when nothing is in flight.
+    pub fn reset_sequences(&mut self) {
+        debug_assert_eq!(self.in_flight(), 0);
+        self.next_sequence = 0;
+        for entry in self.window.iter_mut() {
+            if entry.status != Status::Acked {
+                entry.status = Status::Queued;
+                entry.sequence = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::test_support::batch_with;
+
+    fn fetched(base: i64, records: i32) -> Fetched {
+        Fetched::Batch {
+            batch: batch_with(base, records),
+            first_source_offset: base,
+            resume_at: base + records as i64,
+        }
+    }
+
+    #[test]
+    fn sequences_advance_by_record_count_and_progress_follows_acks_in_order() {
+        let mut state = PartitionState::new(100);
+        state.accept(vec![fetched(100, 3), fetched(103, 2)], 105);
+        assert_eq!(state.fetch_position(), 105);
+        let first = state.next_outgoing().unwrap();
+        let second = state.next_outgoing().unwrap();
+        assert_eq!((first.sequence, second.sequence), (0, 3));
+        assert!(state.next_outgoing().is_none());
+
+        // The second ack arrives first: progress must wait for the first.
+        state.on_acked(3, 53);
+        assert_eq!(state.progress(), 100);
+        let settled = state.on_acked(0, 50);
+        assert_eq!(state.progress(), 105);
+        assert_eq!(settled.mapped, vec![(100, 50, 3)]);
+        assert!(state.is_idle());
+        assert_eq!(state.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn skips_advance_progress_only_behind_acknowledged_batches() {
+        let mut state = PartitionState::new(0);
+        state.accept(vec![Fetched::Skip { resume_at: 4 }], 4);
+        assert_eq!(state.progress(), 4, "nothing pending: a skip settles at once");
+
+        state.accept(vec![fetched(4, 2), Fetched::Skip { resume_at: 10 }], 10);
+        assert_eq!(state.progress(), 4);
+        let out = state.next_outgoing().unwrap();
+        state.on_acked(out.sequence, 0);
+        assert_eq!(state.progress(), 10, "the control batch after it is passed too");
+    }
+
+    #[test]
+    fn at_most_five_batches_hold_sequences() {
+        let mut state = PartitionState::new(0);
+        state.accept((0..7).map(|i| fetched(i, 1)).collect(), 7);
+        let sent: Vec<_> = std::iter::from_fn(|| state.next_outgoing()).collect();
+        assert_eq!(sent.len(), MAX_UNSETTLED_BATCHES);
+        assert!(!state.has_outgoing());
+        state.on_acked(sent[0].sequence, 0);
+        assert!(state.has_outgoing());
+    }
+
+    #[test]
+    fn failed_sends_are_retried_in_order_with_their_sequences_after_the_rest_settle() {
+        let mut state = PartitionState::new(0);
+        state.accept(vec![fetched(0, 1), fetched(1, 1), fetched(2, 1)], 3);
+        let a = state.next_outgoing().unwrap();
+        let b = state.next_outgoing().unwrap();
+        let c = state.next_outgoing().unwrap();
+        state.on_retriable_failure(a.sequence);
+        assert!(state.next_outgoing().is_none(), "b and c still outstanding");
+        state.on_acked(b.sequence, 11); // landed although a's outcome is unknown
+        state.on_retriable_failure(c.sequence);
+
+        let retry_a = state.next_outgoing().unwrap();
+        assert_eq!(retry_a.sequence, a.sequence);
+        assert!(state.next_outgoing().is_none(), "b is acked, c waits its turn");
+        state.on_acked(retry_a.sequence, 10);
+        assert_eq!(state.progress(), 2);
+        let retry_c = state.next_outgoing().unwrap();
+        assert_eq!(retry_c.sequence, c.sequence);
+        state.on_acked(retry_c.sequence, 12);
+        assert_eq!(state.progress(), 3);
+    }
+
+    #[test]
+    fn acknowledgements_for_unknown_sequences_change_nothing() {
+        let mut state = PartitionState::new(0);
+        state.accept(vec![fetched(0, 1)], 1);
+        assert_eq!(state.on_acked(42, 0), Settled::default());
+        assert_eq!(state.progress(), 0);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_like_kafka() {
+        assert_eq!(advance_sequence(i32::MAX - 1, 3), 1);
+        assert_eq!(advance_sequence(5, 3), 8);
+    }
+
+    #[test]
+    fn reset_sequences_requeues_unacked_batches_from_zero() {
+        let mut state = PartitionState::new(0);
+        state.accept(vec![fetched(0, 2), fetched(2, 2)], 4);
+        let a = state.next_outgoing().unwrap();
+        state.on_acked(a.sequence, 0);
+        let b = state.next_outgoing().unwrap();
+        state.on_retriable_failure(b.sequence);
+        state.reset_sequences();
+        let again = state.next_outgoing().unwrap();
+        assert_eq!(again.sequence, 0);
+        assert_eq!(again.first_source_offset, 2);
+    }
+
+    #[test]
+    fn lag_counts_offsets_not_yet_acknowledged() {
+        let mut state = PartitionState::new(10);
+        assert_eq!(state.lag(), None);
+        state.set_high_watermark(25);
+        assert_eq!(state.lag(), Some(15));
+    }
+}

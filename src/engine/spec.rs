@@ -1,0 +1,86 @@
+//! What a flow runner needs to know, independent of how it was configured.
+
+use std::time::Duration;
+
+use crate::wire::ConnectionConfig;
+
+/// Where a flow starts on a partition that has no committed progress yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    Earliest,
+    Latest,
+    /// The first offset whose timestamp is at or after this many ms since the epoch.
+    Timestamp(i64),
+}
+
+impl StartPosition {
+    /// The ListOffsets timestamp that asks for this position.
+    pub fn list_offsets_timestamp(self) -> i64 {
+        match self {
+            StartPosition::Earliest => -2,
+            StartPosition::Latest => -1,
+            StartPosition::Timestamp(ms) => ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterEndpoint {
+    pub alias: String,
+    pub bootstrap: Vec<String>,
+    pub connection: ConnectionConfig,
+}
+
+/// One source topic to mirror and its name on the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRoute {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowSpec {
+    pub source: ClusterEndpoint,
+    pub target: ClusterEndpoint,
+    pub topics: Vec<TopicRoute>,
+    pub start: StartPosition,
+    /// Fetched bytes not yet acknowledged by the target, over all partitions.
+    pub memory_budget: usize,
+    pub partition_fetch_bytes: usize,
+    pub fetch_max_wait: Duration,
+    pub produce_timeout: Duration,
+    pub max_produce_requests_per_broker: usize,
+    pub status_interval: Duration,
+    pub commit_interval: Duration,
+    /// Replication factor of topics strait creates on the target; None: the broker's default.
+    pub replication_factor: Option<i16>,
+}
+
+impl FlowSpec {
+    pub fn name(&self) -> String {
+        format!("{}->{}", self.source.alias, self.target.alias)
+    }
+
+    /// The consumer group on the target that holds this flow's progress: one offset
+    /// per target partition, whose value is the next source offset to copy.
+    pub fn progress_group(&self) -> String {
+        format!("strait.{}->{}", self.source.alias, self.target.alias)
+    }
+
+    pub fn defaults(source: ClusterEndpoint, target: ClusterEndpoint, topics: Vec<TopicRoute>) -> Self {
+        FlowSpec {
+            source,
+            target,
+            topics,
+            start: StartPosition::Earliest,
+            memory_budget: 64 * 1024 * 1024,
+            partition_fetch_bytes: 1024 * 1024,
+            fetch_max_wait: Duration::from_millis(500),
+            produce_timeout: Duration::from_secs(30),
+            max_produce_requests_per_broker: 5,
+            status_interval: Duration::from_secs(10),
+            commit_interval: Duration::from_secs(5),
+            replication_factor: None,
+        }
+    }
+}
