@@ -353,3 +353,37 @@ fn unsupported(connection: &Connection, api: ApiKey) -> WireError {
         broker_range: connection.broker_versions(api).map(|r| (r.min, r.max)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unreachable_bootstrap_is_reported_with_the_addresses_tried() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let dead = format!("127.0.0.1:{port}");
+        let cluster =
+            ClusterClient::new("nowhere", vec![dead.clone()], ConnectionConfig::default());
+        let error = cluster.refresh_metadata(None).await.unwrap_err();
+        assert!(
+            matches!(error, WireError::NoBrokerAvailable { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(&dead));
+        assert!(error.is_retriable());
+    }
+
+    #[tokio::test]
+    async fn unknown_broker_id_asks_for_a_metadata_refresh() {
+        let cluster = ClusterClient::new("c", vec![], ConnectionConfig::default());
+        let error = cluster.connection(7, Purpose::Produce).await.unwrap_err();
+        assert!(
+            matches!(error, WireError::UnknownBroker { broker_id: 7, .. }),
+            "{error:?}"
+        );
+        assert!(error.invalidates_metadata());
+    }
+}
