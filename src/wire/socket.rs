@@ -1,0 +1,136 @@
+//! TCP connection setup with the socket options applied before connect.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+use tokio::net::{TcpSocket, TcpStream};
+
+use super::error::WireError;
+
+/// Options for every broker socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketOptions {
+    pub nodelay: bool,
+    /// SO_SNDBUF. `None` keeps the kernel's autotuning, which is what long fat links want
+    /// unless a fixed size is known to be better.
+    pub send_buffer: Option<usize>,
+    /// SO_RCVBUF, set before connect because the TCP window scale is agreed in the handshake.
+    /// `None` keeps the kernel's autotuning.
+    pub recv_buffer: Option<usize>,
+    pub keepalive: Option<Duration>,
+    pub connect_timeout: Duration,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self {
+            nodelay: true,
+            send_buffer: None,
+            recv_buffer: None,
+            keepalive: Some(Duration::from_secs(60)),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Resolves `addr` ("host:port") and connects to the first address that accepts.
+pub async fn connect_tcp(addr: &str, options: &SocketOptions) -> Result<TcpStream, WireError> {
+    let connect_error = |source| WireError::Connect {
+        addr: addr.to_string(),
+        source,
+    };
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(connect_error)?
+        .collect();
+    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
+    for target in resolved {
+        match tokio::time::timeout(options.connect_timeout, connect_one(target, options)).await {
+            Ok(Ok(stream)) => {
+                log_effective_buffers(addr, &stream);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last_error = e,
+            Err(_) => {
+                last_error = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer to connect within {:?}", options.connect_timeout),
+                )
+            }
+        }
+    }
+    Err(connect_error(last_error))
+}
+
+async fn connect_one(target: SocketAddr, options: &SocketOptions) -> io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(options.nodelay)?;
+    if let Some(size) = options.send_buffer {
+        socket.set_send_buffer_size(size)?;
+    }
+    if let Some(size) = options.recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    if let Some(idle) = options.keepalive {
+        socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
+    }
+    let socket = TcpSocket::from_std_stream(socket.into());
+    socket.connect(target).await
+}
+
+fn log_effective_buffers(addr: &str, stream: &TcpStream) {
+    let sock = SockRef::from(stream);
+    tracing::debug!(
+        broker = addr,
+        send_buffer = sock.send_buffer_size().ok(),
+        recv_buffer = sock.recv_buffer_size().ok(),
+        nodelay = sock.tcp_nodelay().ok(),
+        "connected; socket buffer sizes granted by the kernel"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn explicit_buffer_sizes_reach_the_kernel() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let options = SocketOptions {
+            recv_buffer: Some(256 * 1024),
+            send_buffer: Some(128 * 1024),
+            ..SocketOptions::default()
+        };
+        let (stream, _) = tokio::join!(connect_tcp(&addr, &options), listener.accept());
+        let stream = stream.unwrap();
+        let sock = SockRef::from(&stream);
+        // Linux doubles the requested size for its bookkeeping; it never grants less.
+        assert!(sock.recv_buffer_size().unwrap() >= 256 * 1024);
+        assert!(sock.send_buffer_size().unwrap() >= 128 * 1024);
+        assert!(sock.tcp_nodelay().unwrap());
+    }
+
+    #[tokio::test]
+    async fn refused_connection_names_the_address() {
+        // Bind then drop to get a port nobody listens on.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let err = connect_tcp(&addr, &SocketOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WireError::Connect { .. }));
+        assert!(err.to_string().contains(&addr));
+        assert!(err.is_retriable());
+    }
+}
