@@ -17,6 +17,8 @@ mod snappy_xerial;
 mod split;
 
 #[cfg(test)]
+mod kafka_fixtures;
+#[cfg(test)]
 mod test_support;
 
 pub use aborted::AbortedTransactions;
