@@ -122,7 +122,7 @@ fn java_producer_batches_patch_and_rebuild_into_valid_batches() {
     };
     for batch in batches(ALL_CODECS_LOG) {
         assert_eq!(slow_reason(&batch, batch.base_offset(), 1 << 20), None);
-        let patched = patch(&batch, &stamp);
+        let patched = patch(&batch, &stamp).unwrap();
         assert_eq!(patched.payload.as_ptr(), batch.payload().as_ptr());
         let joined = Bytes::from([&patched.header[..], &patched.payload[..]].concat());
         let oracle = kp_decode(&joined);

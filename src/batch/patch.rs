@@ -2,6 +2,8 @@
 
 use bytes::{BufMut, Bytes};
 
+use super::error::BatchError;
+
 use super::header::{
     RecordBatch, ATTRIBUTES_AT, BASE_OFFSET_AT, BASE_SEQUENCE_AT, CRC_AT, CRC_COVERS_FROM,
     DELETE_HORIZON_FLAG, HEADER_LEN, LOG_APPEND_TIME_FLAG, NO_PARTITION_LEADER_EPOCH,
@@ -56,7 +58,11 @@ impl PatchedBatch {
 /// transactional bit and producer fields from `stamp`, and the CRC32C recomputed over
 /// the new header and the payload. The batch must be one the fast path can carry
 /// (see `slow_reason`), and not a control batch.
-pub fn patch(batch: &RecordBatch, stamp: &ProducerStamp) -> PatchedBatch {
+///
+/// The source CRC is checked first: a fresh CRC over a damaged payload would
+/// otherwise pass corruption on to the target as valid data.
+pub fn patch(batch: &RecordBatch, stamp: &ProducerStamp) -> Result<PatchedBatch, BatchError> {
+    batch.verify_crc()?;
     let source = batch.as_bytes();
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(&source[..HEADER_LEN]);
@@ -83,13 +89,13 @@ pub fn patch(batch: &RecordBatch, stamp: &ProducerStamp) -> PatchedBatch {
     let crc = crc32c::crc32c_append(crc32c::crc32c(&header[CRC_COVERS_FROM..]), &payload);
     put_at(&mut header, CRC_AT, |b| b.put_u32(crc));
 
-    PatchedBatch {
+    Ok(PatchedBatch {
         header: Bytes::from(header),
         payload,
         records_count: batch.records_count(),
         source_base_offset: batch.base_offset(),
         source_last_offset: batch.last_offset(),
-    }
+    })
 }
 
 fn put_at(header: &mut [u8], at: usize, write: impl FnOnce(&mut &mut [u8])) {
@@ -145,7 +151,7 @@ mod tests {
         };
         for codec in ALL_CODECS {
             let source = source_batch(codec);
-            let patched = patch(&source, &stamp);
+            let patched = patch(&source, &stamp).unwrap();
             assert_eq!(patched.header.len(), HEADER_LEN);
             assert_eq!(patched.len(), source.len());
             assert_eq!(patched.records_count, 3);
@@ -195,7 +201,7 @@ mod tests {
     #[test]
     fn the_payload_is_the_source_slice_itself() {
         let source = source_batch(crate::batch::Compression::Lz4);
-        let patched = patch(&source, &ProducerStamp::NON_IDEMPOTENT);
+        let patched = patch(&source, &ProducerStamp::NON_IDEMPOTENT).unwrap();
         assert_eq!(
             patched.payload.as_ptr(),
             source.as_bytes()[HEADER_LEN..].as_ptr()
@@ -209,7 +215,7 @@ mod tests {
     #[test]
     fn non_idempotent_and_transactional_stamps() {
         let source = source_batch(crate::batch::Compression::Gzip);
-        let plain = joined(&patch(&source, &ProducerStamp::NON_IDEMPOTENT));
+        let plain = joined(&patch(&source, &ProducerStamp::NON_IDEMPOTENT).unwrap());
         assert_eq!(
             (
                 plain.producer_id(),
@@ -227,16 +233,35 @@ mod tests {
             base_sequence: 0,
             transactional: true,
         };
-        let out = joined(&patch(&source, &txn));
+        let out = joined(&patch(&source, &txn).unwrap());
         assert!(out.is_transactional());
         assert!(kp_decode(out.as_bytes())
             .records
             .iter()
             .all(|r| r.transactional));
         // a transactional source written non-transactionally loses the bit
-        let again = joined(&patch(&out, &ProducerStamp::NON_IDEMPOTENT));
+        let again = joined(&patch(&out, &ProducerStamp::NON_IDEMPOTENT).unwrap());
         assert!(!again.is_transactional());
         again.verify_crc().unwrap();
+    }
+
+    #[test]
+    fn a_damaged_source_is_refused_instead_of_getting_a_fresh_crc() {
+        let source = source_batch(crate::batch::Compression::None);
+        let mut damaged = source.as_bytes().to_vec();
+        damaged[HEADER_LEN + 3] ^= 0x04;
+        let damaged = RecordBatch::new(Bytes::from(damaged)).unwrap();
+        let err = patch(&damaged, &ProducerStamp::NON_IDEMPOTENT).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BatchError::CrcMismatch {
+                    base_offset: 500,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -245,10 +270,8 @@ mod tests {
         let marked = edit_batch(source.as_bytes(), |b| {
             put_i16_at(b, ATTRIBUTES_AT, DELETE_HORIZON_FLAG)
         });
-        let out = joined(&patch(
-            &RecordBatch::new(marked).unwrap(),
-            &ProducerStamp::NON_IDEMPOTENT,
-        ));
+        let marked = RecordBatch::new(marked).unwrap();
+        let out = joined(&patch(&marked, &ProducerStamp::NON_IDEMPOTENT).unwrap());
         assert!(!out.has_delete_horizon());
         out.verify_crc().unwrap();
     }

@@ -1,5 +1,5 @@
-//! The slow path: batches the target would refuse as they are are decoded and written
-//! again as fresh batches (baseOffset 0, offset deltas 0..n-1, no producer id), ready
+//! The slow path: batches the target would refuse as they stand are decoded and
+//! written again as fresh batches (baseOffset 0, offset deltas 0..n-1, no producer id), ready
 //! for `patch`.
 
 use super::error::BatchError;
@@ -91,7 +91,8 @@ pub struct RebuiltBatch {
 /// 0..n-1, compresses them with the batch's codec and splits them so that no output
 /// batch exceeds `max_batch_bytes`. Record timestamps (baseTimestamp + delta, also
 /// under a delete horizon), keys, values and headers are kept as they are. A control
-/// batch carries nothing to forward and gives no batch.
+/// batch carries nothing to forward and gives no batch. The source CRC is checked, so
+/// damaged data is refused rather than given a fresh CRC.
 pub fn rebuild(
     batch: &RecordBatch,
     keep_from: i64,
@@ -100,6 +101,7 @@ pub fn rebuild(
     if batch.is_control() {
         return Ok(Vec::new());
     }
+    batch.verify_crc()?;
     let codec = batch.compression()?;
     let mut records = decode_records(batch)?;
     records.retain(|record| record.offset >= keep_from);
@@ -414,6 +416,25 @@ mod tests {
         assert_eq!(rebuilt[0].batch.max_timestamp(), 130);
         let times: Vec<_> = oracle_view(&rebuilt[0].batch).iter().map(|r| r.1).collect();
         assert_eq!(times, [100, 130]);
+    }
+
+    #[test]
+    fn a_damaged_source_batch_is_refused() {
+        let mut damaged = compacted(Compression::None).as_bytes().to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0x01;
+        let damaged = RecordBatch::new(Bytes::from(damaged)).unwrap();
+        let err = rebuild(&damaged, 0, NO_LIMIT).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BatchError::CrcMismatch {
+                    base_offset: 10,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
