@@ -15,7 +15,7 @@ use bytes::Bytes;
 use super::aborted::AbortedTransactions;
 use super::control::{control_marker, ControlMarker};
 use super::header::{Compression, RecordBatch};
-use super::patch::{patch, ProducerStamp};
+use super::patch::{patch, ProducerStamp, VerifiedBatch};
 use super::records::decode_records;
 use super::slow::{rebuild, slow_reason, SlowReason};
 use super::split::{split_records, RawEntry};
@@ -122,7 +122,7 @@ fn java_producer_batches_patch_and_rebuild_into_valid_batches() {
     };
     for batch in batches(ALL_CODECS_LOG) {
         assert_eq!(slow_reason(&batch, batch.base_offset(), 1 << 20), None);
-        let patched = patch(&batch, &stamp).unwrap();
+        let patched = patch(&VerifiedBatch::verify(batch.clone()).unwrap(), &stamp);
         assert_eq!(patched.payload.as_ptr(), batch.payload().as_ptr());
         let joined = Bytes::from([&patched.header[..], &patched.payload[..]].concat());
         let oracle = kp_decode(&joined);

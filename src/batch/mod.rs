@@ -25,7 +25,7 @@ pub use aborted::AbortedTransactions;
 pub use control::{control_marker, ControlMarker};
 pub use error::BatchError;
 pub use header::{Compression, RecordBatch};
-pub use patch::{patch, PatchedBatch, ProducerStamp};
+pub use patch::{patch, PatchedBatch, ProducerStamp, VerifiedBatch};
 pub use records::{decode_records, encode_batch, Header, Record};
 pub use slow::{convert_legacy, rebuild, slow_reason, RebuiltBatch, SlowPathCounts, SlowReason};
 pub use split::{split_records, LegacyEntry, RawEntry, SplitRecords};

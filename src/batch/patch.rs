@@ -52,17 +52,56 @@ impl PatchedBatch {
     }
 }
 
+/// A source batch whose CRC32C was checked, keeping the CRC of its payload so that
+/// patching needs no second pass over the records.
+#[derive(Debug, Clone)]
+pub struct VerifiedBatch {
+    batch: RecordBatch,
+    payload_crc: u32,
+}
+
+impl VerifiedBatch {
+    /// Checks the source CRC: a fresh CRC over a damaged payload would otherwise pass
+    /// corruption on to the target as valid data.
+    pub fn verify(batch: RecordBatch) -> Result<Self, BatchError> {
+        let bytes = batch.as_bytes();
+        let payload_crc = crc32c::crc32c(&bytes[HEADER_LEN..]);
+        let header_crc = crc32c::crc32c(&bytes[CRC_COVERS_FROM..HEADER_LEN]);
+        let actual = crc32c::crc32c_combine(header_crc, payload_crc, bytes.len() - HEADER_LEN);
+        if actual != batch.crc() {
+            return Err(BatchError::CrcMismatch {
+                base_offset: batch.base_offset(),
+                expected: batch.crc(),
+                actual,
+            });
+        }
+        Ok(VerifiedBatch { batch, payload_crc })
+    }
+
+    pub fn batch(&self) -> &RecordBatch {
+        &self.batch
+    }
+
+    /// Bytes on the wire.
+    #[allow(clippy::len_without_is_empty)] // never empty: the header alone is 61 bytes
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    pub fn records_count(&self) -> i32 {
+        self.batch.records_count()
+    }
+}
+
 /// Rewrites what the target broker insists on and leaves the records alone:
 /// baseOffset 0, partitionLeaderEpoch -1, the LogAppendTime and delete-horizon bits
 /// cleared (record timestamps read as baseTimestamp + delta either way), the
-/// transactional bit and producer fields from `stamp`, and the CRC32C recomputed over
-/// the new header and the payload. The batch must be one the fast path can carry
-/// (see `slow_reason`), and not a control batch.
-///
-/// The source CRC is checked first: a fresh CRC over a damaged payload would
-/// otherwise pass corruption on to the target as valid data.
-pub fn patch(batch: &RecordBatch, stamp: &ProducerStamp) -> Result<PatchedBatch, BatchError> {
-    batch.verify_crc()?;
+/// transactional bit and producer fields from `stamp`, and the CRC32C of the new header
+/// combined with the payload's, which was computed once when the batch was verified.
+/// The batch must be one the fast path can carry (see `slow_reason`), and not a
+/// control batch.
+pub fn patch(verified: &VerifiedBatch, stamp: &ProducerStamp) -> PatchedBatch {
+    let batch = &verified.batch;
     let source = batch.as_bytes();
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(&source[..HEADER_LEN]);
@@ -86,16 +125,20 @@ pub fn patch(batch: &RecordBatch, stamp: &ProducerStamp) -> Result<PatchedBatch,
     });
 
     let payload = batch.payload();
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[CRC_COVERS_FROM..]), &payload);
+    let crc = crc32c::crc32c_combine(
+        crc32c::crc32c(&header[CRC_COVERS_FROM..]),
+        verified.payload_crc,
+        payload.len(),
+    );
     put_at(&mut header, CRC_AT, |b| b.put_u32(crc));
 
-    Ok(PatchedBatch {
+    PatchedBatch {
         header: Bytes::from(header),
         payload,
         records_count: batch.records_count(),
         source_base_offset: batch.base_offset(),
         source_last_offset: batch.last_offset(),
-    })
+    }
 }
 
 fn put_at(header: &mut [u8], at: usize, write: impl FnOnce(&mut &mut [u8])) {
@@ -106,6 +149,11 @@ fn put_at(header: &mut [u8], at: usize, write: impl FnOnce(&mut &mut [u8])) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Verify, then patch: the order the engine uses.
+    fn patch(batch: &RecordBatch, stamp: &ProducerStamp) -> Result<PatchedBatch, BatchError> {
+        Ok(super::patch(&VerifiedBatch::verify(batch.clone())?, stamp))
+    }
     use crate::batch::header::{LOG_APPEND_TIME_FLAG, MAX_TIMESTAMP_AT, PARTITION_LEADER_EPOCH_AT};
     use crate::batch::test_support::{
         edit_batch, kp_batch, kp_decode, kp_record, put_i16_at, put_i32_at, put_i64_at, ALL_CODECS,

@@ -47,6 +47,22 @@ impl SlowPathCounts {
         }
     }
 
+    pub fn total(&self) -> u64 {
+        self.compacted
+            + self.delete_horizon
+            + self.starts_before_position
+            + self.legacy
+            + self.too_large
+    }
+
+    pub fn add(&mut self, other: &SlowPathCounts) {
+        self.compacted += other.compacted;
+        self.delete_horizon += other.delete_horizon;
+        self.starts_before_position += other.starts_before_position;
+        self.legacy += other.legacy;
+        self.too_large += other.too_large;
+    }
+
     fn counter(&mut self, reason: SlowReason) -> &mut u64 {
         match reason {
             SlowReason::Compacted => &mut self.compacted,
@@ -55,6 +71,28 @@ impl SlowPathCounts {
             SlowReason::Legacy => &mut self.legacy,
             SlowReason::TooLarge => &mut self.too_large,
         }
+    }
+}
+
+impl std::fmt::Display for SlowPathCounts {
+    /// Only the reasons that occurred, e.g. `compacted 3, too large 1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let named = [
+            ("compacted", self.compacted),
+            ("delete horizon", self.delete_horizon),
+            ("starts before position", self.starts_before_position),
+            ("legacy format", self.legacy),
+            ("too large", self.too_large),
+        ];
+        let mut first = true;
+        for (name, count) in named.into_iter().filter(|(_, count)| *count > 0) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            write!(f, "{name} {count}")?;
+            first = false;
+        }
+        Ok(())
     }
 }
 

@@ -22,7 +22,10 @@ pub enum EngineError {
         error: ResponseError,
     },
     #[error("cluster {cluster}: InitProducerId failed: {error:?} — strait needs IDEMPOTENT_WRITE on the target cluster")]
-    InitProducerId { cluster: String, error: ResponseError },
+    InitProducerId {
+        cluster: String,
+        error: ResponseError,
+    },
     #[error("progress group {group}: {error:?} — strait keeps its progress as offsets of this group on the target; grant it READ on the group")]
     Progress { group: String, error: ResponseError },
     #[error("cluster {cluster}: ListOffsets for {topic}-{partition} failed: {error:?}")]

@@ -6,22 +6,28 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt};
 use futures::future::BoxFuture;
-use kafka_protocol::error::ParseResponseErrorCode;
+use futures::stream::{FuturesUnordered, StreamExt};
+use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceResponse, TopicName};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::batch::{patch, AbortedTransactions, ProducerStamp};
-use crate::wire::{encode_produce_request, Backoff, ClusterClient, MetadataSnapshot, ProduceTopicBatches, Purpose, WireError};
+use crate::wire::{
+    decode_response_body, encode_produce_request, Backoff, ClusterClient, MetadataSnapshot,
+    ProduceTopicBatches, Purpose, WireError, PRODUCE_VERSIONS,
+};
 
 use super::error::EngineError;
 use super::ingest::ingest;
-use super::outcome::{advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome};
+use super::outcome::{
+    advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome,
+};
 use super::partition::PartitionState;
 use super::setup::{self, ProducerIdentity};
 use super::spec::FlowSpec;
@@ -32,6 +38,9 @@ use super::stats::{status_line, FlowCounters, StatusSample};
 const MAX_PRODUCE_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 const MAX_FETCH_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 const SHUTDOWN_DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Target topic -> (partition, next source offset).
+type ProgressOffsets = BTreeMap<String, Vec<(i32, i64)>>;
 
 struct Route {
     source: String,
@@ -127,8 +136,16 @@ impl FlowRunner {
     /// and finds each partition's start offset.
     pub async fn prepare(spec: FlowSpec) -> Result<FlowRunner, EngineError> {
         let flow = spec.name();
-        let source = ClusterClient::new(&spec.source.alias, spec.source.bootstrap.clone(), spec.source.connection.clone());
-        let target = ClusterClient::new(&spec.target.alias, spec.target.bootstrap.clone(), spec.target.connection.clone());
+        let source = ClusterClient::new(
+            &spec.source.alias,
+            spec.source.bootstrap.clone(),
+            spec.source.connection.clone(),
+        );
+        let target = ClusterClient::new(
+            &spec.target.alias,
+            spec.target.bootstrap.clone(),
+            spec.target.connection.clone(),
+        );
 
         let source_topics: Vec<String> = spec.topics.iter().map(|t| t.source.clone()).collect();
         let target_topics: Vec<String> = spec.topics.iter().map(|t| t.target.clone()).collect();
@@ -150,7 +167,11 @@ impl FlowRunner {
         let target_meta = target.refresh_metadata(Some(target_topics.clone())).await?;
         for route in &spec.topics {
             let wanted = source_partitions[&route.source];
-            match target_meta.topics.get(&route.target).filter(|t| t.error.is_none()) {
+            match target_meta
+                .topics
+                .get(&route.target)
+                .filter(|t| t.error.is_none())
+            {
                 None => missing.push((route.target.clone(), wanted)),
                 Some(existing) => {
                     let have = existing.partitions.len() as i32;
@@ -186,13 +207,20 @@ impl FlowRunner {
                 target: route.target.clone(),
                 source_id: source_meta.topics[&route.source].topic_id,
                 target_id: target_meta.topics[&route.target].topic_id,
-                max_batch_bytes: limits.get(&route.target).copied().unwrap_or(setup::DEFAULT_MAX_MESSAGE_BYTES),
+                max_batch_bytes: limits
+                    .get(&route.target)
+                    .copied()
+                    .unwrap_or(setup::DEFAULT_MAX_MESSAGE_BYTES),
             });
         }
 
         let mut wanted_progress: BTreeMap<String, Vec<i32>> = BTreeMap::new();
         for route in &routes {
-            let partitions: Vec<i32> = source_meta.topics[&route.source].partitions.keys().copied().collect();
+            let partitions: Vec<i32> = source_meta.topics[&route.source]
+                .partitions
+                .keys()
+                .copied()
+                .collect();
             wanted_progress.insert(route.target.clone(), partitions);
         }
         let group = spec.progress_group();
@@ -202,17 +230,24 @@ impl FlowRunner {
         for route in &routes {
             for (partition, meta) in &source_meta.topics[&route.source].partitions {
                 if !progress.contains_key(&(route.target.clone(), *partition)) {
-                    need_start.entry(meta.leader).or_default().push((route.source.clone(), *partition));
+                    need_start
+                        .entry(meta.leader)
+                        .or_default()
+                        .push((route.source.clone(), *partition));
                 }
             }
         }
-        let mut starts = setup::list_offsets(&source, &need_start, spec.start.list_offsets_timestamp()).await?;
+        let mut starts =
+            setup::list_offsets(&source, &need_start, spec.start.list_offsets_timestamp()).await?;
         let beyond_end: HashMap<i32, Vec<(String, i32)>> = {
             let mut beyond: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
             for ((topic, partition), offset) in &starts {
                 if setup::needs_log_end(*offset) {
                     let leader = source_meta.topics[topic].partitions[partition].leader;
-                    beyond.entry(leader).or_default().push((topic.clone(), *partition));
+                    beyond
+                        .entry(leader)
+                        .or_default()
+                        .push((topic.clone(), *partition));
                 }
             }
             beyond
@@ -255,10 +290,26 @@ impl FlowRunner {
         }
         let committed = slots.iter().map(|s| s.state.progress()).collect();
         Ok(FlowRunner {
-            by_source_name: routes.iter().enumerate().map(|(i, r)| (r.source.clone(), i)).collect(),
-            by_source_id: routes.iter().enumerate().map(|(i, r)| (r.source_id, i)).collect(),
-            by_target_name: routes.iter().enumerate().map(|(i, r)| (r.target.clone(), i)).collect(),
-            by_target_id: routes.iter().enumerate().map(|(i, r)| (r.target_id, i)).collect(),
+            by_source_name: routes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.source.clone(), i))
+                .collect(),
+            by_source_id: routes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.source_id, i))
+                .collect(),
+            by_target_name: routes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.target.clone(), i))
+                .collect(),
+            by_target_id: routes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.target_id, i))
+                .collect(),
             spec,
             source,
             target,
@@ -336,7 +387,9 @@ impl FlowRunner {
         }
         let offsets = self.progress_to_commit();
         if !offsets.0.is_empty() {
-            if let Err(error) = setup::commit_progress(&self.target, &self.spec.progress_group(), &offsets.0).await {
+            if let Err(error) =
+                setup::commit_progress(&self.target, &self.spec.progress_group(), &offsets.0).await
+            {
                 tracing::error!(%flow, %error, "final progress commit failed; a restart copies the uncommitted part again");
             }
         }
@@ -347,7 +400,11 @@ impl FlowRunner {
             stopped_partitions: self
                 .slots
                 .iter()
-                .filter_map(|s| s.stopped.as_ref().map(|why| format!("{}-{}: {why}", self.routes[s.route].source, s.partition)))
+                .filter_map(|s| {
+                    s.stopped.as_ref().map(|why| {
+                        format!("{}-{}: {why}", self.routes[s.route].source, s.partition)
+                    })
+                })
                 .collect(),
         }
     }
@@ -390,7 +447,9 @@ impl FlowRunner {
         for step in 0..count {
             let index = (self.fetch_rotation + step) % count;
             let slot = &self.slots[index];
-            let Some(leader) = slot.source_leader else { continue };
+            let Some(leader) = slot.source_leader else {
+                continue;
+            };
             if !slot.is_live()
                 || slot.fetching
                 || now < slot.fetch_not_before
@@ -422,7 +481,10 @@ impl FlowRunner {
                     .with_last_fetched_epoch(-1)
                     .with_log_start_offset(-1)
                     .with_partition_max_bytes(self.spec.partition_fetch_bytes as i32);
-                match topics.iter_mut().find(|t| t.topic_id == route.source_id && t.topic.0.as_str() == route.source) {
+                match topics
+                    .iter_mut()
+                    .find(|t| t.topic_id == route.source_id && t.topic.0.as_str() == route.source)
+                {
                     Some(topic) => topic.partitions.push(partition),
                     None => topics.push(
                         FetchTopic::default()
@@ -447,8 +509,12 @@ impl FlowRunner {
                 .with_topics(topics);
             let source = self.source.clone();
             self.tasks.push(Box::pin(async move {
-                let result = source.send(leader, Purpose::Fetch, request).await;
-                Completion::Fetch { broker: leader, slots: indexes, result }
+                let result = send_fetch(&source, leader, request).await;
+                Completion::Fetch {
+                    broker: leader,
+                    slots: indexes,
+                    result,
+                }
             }));
         }
     }
@@ -460,20 +526,26 @@ impl FlowRunner {
         let now = Instant::now();
         let mut by_leader: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
         for (index, slot) in self.slots.iter().enumerate() {
-            let Some(leader) = slot.target_leader else { continue };
+            let Some(leader) = slot.target_leader else {
+                continue;
+            };
             if slot.is_live() && now >= slot.produce_not_before && slot.state.has_outgoing() {
                 by_leader.entry(leader).or_default().push(index);
             }
         }
         for (leader, indexes) in by_leader {
-            if self.produces_in_flight.get(&leader).copied().unwrap_or(0) >= self.spec.max_produce_requests_per_broker {
+            if self.produces_in_flight.get(&leader).copied().unwrap_or(0)
+                >= self.spec.max_produce_requests_per_broker
+            {
                 continue;
             }
             let mut topics: Vec<ProduceTopicBatches> = Vec::new();
             let mut sent = Vec::new();
             let mut request_bytes = 0;
             for index in indexes {
-                let Some(outgoing) = self.slots[index].state.next_outgoing() else { continue };
+                let Some(outgoing) = self.slots[index].state.next_outgoing() else {
+                    continue;
+                };
                 let stamp = ProducerStamp {
                     producer_id: self.producer.producer_id,
                     producer_epoch: self.producer.producer_epoch,
@@ -484,7 +556,10 @@ impl FlowRunner {
                 request_bytes += patched.len();
                 let route = &self.routes[self.slots[index].route];
                 let chunks = patched.chunks();
-                match topics.iter_mut().find(|t| t.topic_id == route.target_id && t.name == route.target) {
+                match topics
+                    .iter_mut()
+                    .find(|t| t.topic_id == route.target_id && t.name == route.target)
+                {
                     Some(topic) => topic.partitions.push((self.slots[index].partition, chunks)),
                     None => topics.push(ProduceTopicBatches {
                         name: route.target.clone(),
@@ -503,9 +578,14 @@ impl FlowRunner {
             *self.produces_in_flight.entry(leader).or_default() += 1;
             let target = self.target.clone();
             let timeout_ms = self.spec.produce_timeout.as_millis() as i32;
+            let client_id: Arc<str> = self.spec.target.connection.client_id.as_str().into();
             self.tasks.push(Box::pin(async move {
-                let result = send_produce(&target, leader, topics, timeout_ms).await;
-                Completion::Produce { broker: leader, sent, result }
+                let result = send_produce(&target, leader, client_id, topics, timeout_ms).await;
+                Completion::Produce {
+                    broker: leader,
+                    sent,
+                    result,
+                }
             }));
         }
     }
@@ -536,7 +616,7 @@ impl FlowRunner {
         }
     }
 
-    fn progress_to_commit(&self) -> (BTreeMap<String, Vec<(i32, i64)>>, Vec<(usize, i64)>) {
+    fn progress_to_commit(&self) -> (ProgressOffsets, Vec<(usize, i64)>) {
         let mut offsets: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
         let mut committed = Vec::new();
         for (index, slot) in self.slots.iter().enumerate() {
@@ -571,8 +651,16 @@ impl FlowRunner {
 
     fn complete(&mut self, done: Completion) {
         match done {
-            Completion::Fetch { broker, slots, result } => self.on_fetch(broker, slots, result),
-            Completion::Produce { broker, sent, result } => self.on_produce(broker, sent, result),
+            Completion::Fetch {
+                broker,
+                slots,
+                result,
+            } => self.on_fetch(broker, slots, result),
+            Completion::Produce {
+                broker,
+                sent,
+                result,
+            } => self.on_produce(broker, sent, result),
             Completion::Metadata { source, target } => self.on_metadata(source, target),
             Completion::Commit { result, committed } => {
                 self.commit_running = false;
@@ -582,7 +670,9 @@ impl FlowRunner {
                             self.committed[index] = offset;
                         }
                     }
-                    Err(error) => tracing::warn!(flow = %self.spec.name(), %error, "progress commit failed; retrying at the next interval"),
+                    Err(error) => {
+                        tracing::warn!(flow = %self.spec.name(), %error, "progress commit failed; retrying at the next interval")
+                    }
                 }
             }
             Completion::ProducerId(result) => {
@@ -597,14 +687,20 @@ impl FlowRunner {
                             slot.state.reset_sequences();
                         }
                     }
-                    Err(error) => tracing::warn!(flow = %self.spec.name(), %error, "InitProducerId failed; retrying"),
+                    Err(error) => {
+                        tracing::warn!(flow = %self.spec.name(), %error, "InitProducerId failed; retrying")
+                    }
                 }
             }
             Completion::LogBounds { slot, result } => self.on_log_bounds(slot, result),
         }
     }
 
-    fn on_metadata(&mut self, source: Result<Arc<MetadataSnapshot>, WireError>, target: Result<Arc<MetadataSnapshot>, WireError>) {
+    fn on_metadata(
+        &mut self,
+        source: Result<Arc<MetadataSnapshot>, WireError>,
+        target: Result<Arc<MetadataSnapshot>, WireError>,
+    ) {
         self.metadata_running = false;
         match (source, target) {
             (Ok(source), Ok(target)) => {
@@ -636,14 +732,20 @@ impl FlowRunner {
         let slot = &mut self.slots[slot];
         if fetch {
             slot.fetch_failures += 1;
-            slot.fetch_not_before = now + self.backoff.delay(slot.fetch_failures);
+            slot.fetch_not_before = now + self.backoff.delay(slot.fetch_failures, &mut rand::rng());
         } else {
             slot.produce_failures += 1;
-            slot.produce_not_before = now + self.backoff.delay(slot.produce_failures);
+            slot.produce_not_before =
+                now + self.backoff.delay(slot.produce_failures, &mut rand::rng());
         }
     }
 
-    fn on_fetch(&mut self, broker: i32, slots: Vec<usize>, result: Result<FetchResponse, WireError>) {
+    fn on_fetch(
+        &mut self,
+        broker: i32,
+        slots: Vec<usize>,
+        result: Result<FetchResponse, WireError>,
+    ) {
         if let Some(n) = self.fetches_in_flight.get_mut(&broker) {
             *n = n.saturating_sub(1);
         }
@@ -677,36 +779,53 @@ impl FlowRunner {
             };
             let Some(route) = route else { continue };
             for data in topic.partitions {
-                let Some(&index) = self.slot_index.get(&(route, data.partition_index)) else { continue };
+                let Some(&index) = self.slot_index.get(&(route, data.partition_index)) else {
+                    continue;
+                };
                 self.on_fetched_partition(index, data);
             }
         }
     }
 
-    fn on_fetched_partition(&mut self, index: usize, data: kafka_protocol::messages::fetch_response::PartitionData) {
+    fn on_fetched_partition(
+        &mut self,
+        index: usize,
+        data: kafka_protocol::messages::fetch_response::PartitionData,
+    ) {
         if let Some(error) = data.error_code.err() {
             match classify_fetch_error(error) {
-                FetchOutcome::Retry { refresh_metadata, .. } => {
+                FetchOutcome::Retry {
+                    refresh_metadata, ..
+                } => {
                     self.metadata_wanted |= refresh_metadata;
                     self.retry_later(index, true);
                 }
                 FetchOutcome::OutOfRange => self.launch_log_bounds(index),
                 FetchOutcome::Stop { error } => {
                     let offset = self.slots[index].state.fetch_position();
-                    self.stop_partition(index, offset, format!("source fetch failed: {error:?} — {}", advice(error)));
+                    self.stop_partition(
+                        index,
+                        offset,
+                        format!("source fetch failed: {error:?} — {}", advice(error)),
+                    );
                 }
             }
             return;
         }
         let slot = &mut self.slots[index];
         slot.fetch_failures = 0;
-        slot.state.set_high_watermark(if data.last_stable_offset >= 0 { data.last_stable_offset } else { data.high_watermark });
-        let records = data.records.unwrap_or_else(Bytes::new);
+        slot.state
+            .set_high_watermark(if data.last_stable_offset >= 0 {
+                data.last_stable_offset
+            } else {
+                data.high_watermark
+            });
+        let records = data.records.unwrap_or_default();
         if records.is_empty() {
             return;
         }
         let mut aborted = data.aborted_transactions.map(|list| {
-            AbortedTransactions::new(list.iter().map(|a| (a.producer_id.0, a.first_offset)).collect())
+            AbortedTransactions::new(list.iter().map(|a| (a.producer_id.0, a.first_offset)))
         });
         let max_batch_bytes = self.routes[slot.route].max_batch_bytes;
         let position = slot.state.fetch_position();
@@ -714,7 +833,8 @@ impl FlowRunner {
             Ok(ingested) => {
                 let before = slot.state.buffered_bytes();
                 slot.larger_fetch = ingested.needs_larger_fetch;
-                slot.state.accept(ingested.items, ingested.next_fetch_position);
+                slot.state
+                    .accept(ingested.items, ingested.next_fetch_position);
                 self.buffered_bytes += slot.state.buffered_bytes() - before;
                 self.counters.dropped_control += ingested.dropped_control;
                 self.counters.dropped_aborted += ingested.dropped_aborted;
@@ -739,15 +859,22 @@ impl FlowRunner {
         let partition = slot.partition;
         let source = self.source.clone();
         self.tasks.push(Box::pin(async move {
-            let request: HashMap<i32, Vec<(String, i32)>> = HashMap::from([(leader, vec![(topic.clone(), partition)])]);
+            let request: HashMap<i32, Vec<(String, i32)>> =
+                HashMap::from([(leader, vec![(topic.clone(), partition)])]);
             let result = async {
                 let earliest = setup::list_offsets(&source, &request, -2).await?;
                 let latest = setup::list_offsets(&source, &request, -1).await?;
                 let key = (topic, partition);
-                Ok((earliest.get(&key).copied().unwrap_or(0), latest.get(&key).copied().unwrap_or(0)))
+                Ok((
+                    earliest.get(&key).copied().unwrap_or(0),
+                    latest.get(&key).copied().unwrap_or(0),
+                ))
             }
             .await;
-            Completion::LogBounds { slot: index, result }
+            Completion::LogBounds {
+                slot: index,
+                result,
+            }
         }));
     }
 
@@ -782,7 +909,12 @@ impl FlowRunner {
         }
     }
 
-    fn on_produce(&mut self, broker: i32, sent: Vec<(usize, i32)>, result: Result<ProduceResponse, WireError>) {
+    fn on_produce(
+        &mut self,
+        broker: i32,
+        sent: Vec<(usize, i32)>,
+        result: Result<ProduceResponse, WireError>,
+    ) {
         if let Some(n) = self.produces_in_flight.get_mut(&broker) {
             *n = n.saturating_sub(1);
         }
@@ -809,11 +941,24 @@ impl FlowRunner {
             };
             let Some(route) = route else { continue };
             for partition in topic.partition_responses {
-                let Some(&index) = self.slot_index.get(&(route, partition.index)) else { continue };
-                let Some(&sequence) = sequence_of.get(&index) else { continue };
+                let Some(&index) = self.slot_index.get(&(route, partition.index)) else {
+                    continue;
+                };
+                let Some(&sequence) = sequence_of.get(&index) else {
+                    continue;
+                };
                 answered.push(index);
-                let message = partition.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
-                self.on_produced_partition(index, sequence, classify_produce(partition.error_code, partition.base_offset), message);
+                let message = partition
+                    .error_message
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                self.on_produced_partition(
+                    index,
+                    sequence,
+                    classify_produce(partition.error_code, partition.base_offset),
+                    message,
+                );
             }
         }
         for (index, sequence) in sent {
@@ -824,7 +969,13 @@ impl FlowRunner {
         }
     }
 
-    fn on_produced_partition(&mut self, index: usize, sequence: i32, outcome: ProduceOutcome, message: String) {
+    fn on_produced_partition(
+        &mut self,
+        index: usize,
+        sequence: i32,
+        outcome: ProduceOutcome,
+        message: String,
+    ) {
         match outcome {
             ProduceOutcome::Acked { base_offset } => {
                 let slot = &mut self.slots[index];
@@ -836,12 +987,23 @@ impl FlowRunner {
                 self.counters.bytes += settled.bytes;
                 self.counters.batches += settled.mapped.len() as u64;
             }
-            ProduceOutcome::Retry { error, refresh_metadata } => {
+            ProduceOutcome::Retry {
+                error,
+                refresh_metadata,
+            } => {
                 tracing::debug!(flow = %self.spec.name(), ?error, "produce will be retried");
                 self.counters.produce_retries += 1;
                 self.metadata_wanted |= refresh_metadata;
                 self.slots[index].state.on_retriable_failure(sequence);
                 self.retry_later(index, false);
+            }
+            ProduceOutcome::ResetProducer { error }
+                if error == ResponseError::OutOfOrderSequenceNumber
+                    && !self.slots[index].state.is_first_unsettled(sequence) =>
+            {
+                // An earlier batch of this partition failed; this one follows it again.
+                self.counters.produce_retries += 1;
+                self.slots[index].state.on_retriable_failure(sequence);
             }
             ProduceOutcome::ResetProducer { error } => {
                 tracing::warn!(flow = %self.spec.name(), ?error, "target lost the producer state; taking a new producer identity");
@@ -852,13 +1014,23 @@ impl FlowRunner {
             ProduceOutcome::Stop { error } => {
                 let offset = self.slots[index].state.progress();
                 self.slots[index].state.on_retriable_failure(sequence);
-                self.stop_partition(index, offset, format!("target refused the batch: {error:?} {message} — {}", advice(error)));
+                self.stop_partition(
+                    index,
+                    offset,
+                    format!(
+                        "target refused the batch: {error:?} {message} — {}",
+                        advice(error)
+                    ),
+                );
             }
         }
     }
 }
 
-async fn wait_for_topics(target: &ClusterClient, topics: &[String]) -> Result<Arc<MetadataSnapshot>, EngineError> {
+async fn wait_for_topics(
+    target: &ClusterClient,
+    topics: &[String],
+) -> Result<Arc<MetadataSnapshot>, EngineError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let meta = target.refresh_metadata(Some(topics.to_vec())).await?;
@@ -877,18 +1049,52 @@ async fn wait_for_topics(target: &ClusterClient, topics: &[String]) -> Result<Ar
 async fn send_produce(
     target: &ClusterClient,
     leader: i32,
+    client_id: Arc<str>,
     topics: Vec<ProduceTopicBatches>,
     timeout_ms: i32,
 ) -> Result<ProduceResponse, WireError> {
     let connection = target.connection(leader, Purpose::Produce).await?;
     let version = connection
         .negotiated_version(ApiKey::Produce)
-        .ok_or_else(|| WireError::unsupported(ApiKey::Produce, connection.broker()))?;
-    let client_id = connection.client_id().to_string();
-    let mut body = connection
+        .ok_or_else(|| WireError::UnsupportedVersion {
+            api: ApiKey::Produce,
+            broker: connection.broker().to_string(),
+            ours: (PRODUCE_VERSIONS.start, PRODUCE_VERSIONS.end - 1),
+            broker_range: connection
+                .broker_versions(ApiKey::Produce)
+                .map(|r| (r.min, r.max)),
+        })?;
+    let body = connection
         .send_frame(ApiKey::Produce, version, move |correlation_id| {
-            encode_produce_request(version, correlation_id, &client_id, None, -1, timeout_ms, &topics)
+            encode_produce_request(
+                version,
+                correlation_id,
+                &client_id,
+                None,
+                -1,
+                timeout_ms,
+                &topics,
+            )
         })
         .await?;
-    ProduceResponse::decode(&mut body, version).map_err(|source| WireError::decode(ApiKey::Produce, source))
+    let response: ProduceResponse =
+        decode_response_body(body, version).map_err(|source| WireError::Decode {
+            api: ApiKey::Produce,
+            version,
+            broker: connection.broker().to_string(),
+            source,
+        })?;
+    connection.throttle(response.throttle_time_ms);
+    Ok(response)
+}
+
+async fn send_fetch(
+    source: &ClusterClient,
+    leader: i32,
+    request: FetchRequest,
+) -> Result<FetchResponse, WireError> {
+    let connection = source.connection(leader, Purpose::Fetch).await?;
+    let response = connection.request(request).await?;
+    connection.throttle(response.throttle_time_ms);
+    Ok(response)
 }

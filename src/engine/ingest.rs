@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::batch::{
     convert_legacy, rebuild, slow_reason, split_records, AbortedTransactions, BatchError,
-    LegacyEntry, RawEntry, RebuiltBatch, RecordBatch, SlowPathCounts, SlowReason,
+    LegacyEntry, RawEntry, RebuiltBatch, RecordBatch, SlowPathCounts, SlowReason, VerifiedBatch,
 };
 
 use super::partition::Fetched;
@@ -81,53 +81,52 @@ fn take_v2(
     aborted: Option<&mut AbortedTransactions>,
     max_batch_bytes: usize,
 ) -> Result<(), IngestError> {
+    // The aborted set follows every batch in order, also those before the position.
+    let aborted_or_control = match aborted {
+        Some(aborted) => aborted.should_drop(&batch),
+        None => batch.is_control(),
+    };
     let position = out.next_fetch_position;
     let last_offset = batch.last_offset();
     if last_offset < position {
         // Whole batches come back from an offset inside them; this one is done.
         return Ok(());
     }
-    batch.verify_crc().map_err(|source| IngestError {
-        offset: batch.base_offset(),
-        source,
-    })?;
     let resume_at = last_offset + 1;
     out.next_fetch_position = resume_at;
-
-    let drop = match aborted {
-        Some(aborted) => aborted.should_drop(&batch),
-        None => batch.is_control(),
+    let failed_at = |source| IngestError {
+        offset: batch.base_offset(),
+        source,
     };
-    if batch.is_control() {
-        out.dropped_control += 1;
-        out.items.push(Fetched::Skip { resume_at });
-        return Ok(());
-    }
-    if drop {
-        out.dropped_aborted += 1;
-        out.items.push(Fetched::Skip { resume_at });
-        return Ok(());
-    }
-    if batch.records_count() == 0 {
+
+    if batch.is_control() || aborted_or_control || batch.is_empty() {
+        batch.verify_crc().map_err(failed_at)?;
+        if batch.is_control() {
+            out.dropped_control += 1;
+        } else if aborted_or_control {
+            out.dropped_aborted += 1;
+        }
         out.items.push(Fetched::Skip { resume_at });
         return Ok(());
     }
 
     match slow_reason(&batch, position, max_batch_bytes) {
-        None => out.items.push(Fetched::Batch {
-            first_source_offset: batch.base_offset().max(position),
-            batch,
-            resume_at,
-        }),
-        Some(reason) => {
-            let rebuilt = rebuild(&batch, position, max_batch_bytes).map_err(|source| {
-                IngestError {
-                    offset: batch.base_offset(),
-                    source,
-                }
+        None => {
+            let first_source_offset = batch.base_offset();
+            let verified = VerifiedBatch::verify(batch).map_err(|source| IngestError {
+                offset: first_source_offset,
+                source,
             })?;
+            out.items.push(Fetched::Batch {
+                batch: verified,
+                first_source_offset,
+                resume_at,
+            });
+        }
+        Some(reason) => {
+            let rebuilt = rebuild(&batch, position, max_batch_bytes).map_err(failed_at)?;
             out.slow_path.count(reason);
-            push_rebuilt(rebuilt, resume_at, out);
+            push_rebuilt(rebuilt, resume_at, out).map_err(failed_at)?;
         }
     }
     Ok(())
@@ -142,30 +141,44 @@ fn flush_legacy(
         return Ok(());
     }
     let first_offset = run[0].offset();
-    let resume_at = run.last().expect("non-empty run").last_offset() + 1;
-    let rebuilt = convert_legacy(run, out.next_fetch_position, max_batch_bytes).map_err(
-        |source| IngestError {
-            offset: first_offset,
-            source,
-        },
-    )?;
+    let resume_at = run.last().expect("non-empty run").next_offset();
+    let rebuilt =
+        convert_legacy(run, out.next_fetch_position, max_batch_bytes).map_err(|source| {
+            IngestError {
+                offset: first_offset,
+                source,
+            }
+        })?;
     run.clear();
     out.slow_path.count(SlowReason::Legacy);
     out.next_fetch_position = out.next_fetch_position.max(resume_at);
-    push_rebuilt(rebuilt, resume_at, out);
-    Ok(())
+    push_rebuilt(rebuilt, resume_at, out).map_err(|source| IngestError {
+        offset: first_offset,
+        source,
+    })
 }
 
 /// Rebuilt batches carry their own source offsets; the last one also covers offsets
 /// that compaction removed after its last surviving record.
-fn push_rebuilt(rebuilt: Vec<RebuiltBatch>, resume_at: i64, out: &mut Ingested) {
+fn push_rebuilt(
+    rebuilt: Vec<RebuiltBatch>,
+    resume_at: i64,
+    out: &mut Ingested,
+) -> Result<(), BatchError> {
     let count = rebuilt.len();
     for (index, piece) in rebuilt.into_iter().enumerate() {
-        let first = *piece.source_offsets.first().expect("rebuilt batches hold records");
-        let last = *piece.source_offsets.last().expect("rebuilt batches hold records");
-        let piece_resume = if index + 1 == count { resume_at } else { last + 1 };
+        let (Some(&first), Some(&last)) =
+            (piece.source_offsets.first(), piece.source_offsets.last())
+        else {
+            continue;
+        };
+        let piece_resume = if index + 1 == count {
+            resume_at
+        } else {
+            last + 1
+        };
         out.items.push(Fetched::Batch {
-            batch: piece.batch,
+            batch: VerifiedBatch::verify(piece.batch)?,
             first_source_offset: first,
             resume_at: piece_resume,
         });
@@ -173,4 +186,5 @@ fn push_rebuilt(rebuilt: Vec<RebuiltBatch>, resume_at: i64, out: &mut Ingested) 
     if count == 0 {
         out.items.push(Fetched::Skip { resume_at });
     }
+    Ok(())
 }

@@ -9,7 +9,10 @@ pub enum ProduceOutcome {
     Acked { base_offset: i64 },
     /// Not written; send again with the same sequence after a backoff and, when the
     /// leader may have moved, a metadata refresh.
-    Retry { error: ResponseError, refresh_metadata: bool },
+    Retry {
+        error: ResponseError,
+        refresh_metadata: bool,
+    },
     /// The broker lost or rejected this producer's identity or sequence state: start a
     /// new producer identity once every send has settled.
     ResetProducer { error: ResponseError },
@@ -47,10 +50,15 @@ pub fn classify_produce(code: i16, base_offset: i64) -> ProduceOutcome {
 /// How one partition's fetch error is handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchOutcome {
-    Retry { error: ResponseError, refresh_metadata: bool },
+    Retry {
+        error: ResponseError,
+        refresh_metadata: bool,
+    },
     /// The fetch position is outside the source log: look up its bounds.
     OutOfRange,
-    Stop { error: ResponseError },
+    Stop {
+        error: ResponseError,
+    },
 }
 
 pub fn classify_fetch_error(error: ResponseError) -> FetchOutcome {
@@ -101,7 +109,10 @@ mod tests {
 
     #[test]
     fn success_and_duplicates_are_acknowledgements() {
-        assert_eq!(classify_produce(0, 7), ProduceOutcome::Acked { base_offset: 7 });
+        assert_eq!(
+            classify_produce(0, 7),
+            ProduceOutcome::Acked { base_offset: 7 }
+        );
         assert_eq!(
             classify_produce(ResponseError::DuplicateSequenceNumber.code(), 7),
             ProduceOutcome::Acked { base_offset: 7 }

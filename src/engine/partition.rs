@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use crate::batch::RecordBatch;
+use crate::batch::VerifiedBatch;
 
 /// The broker remembers the last five batches of a producer per partition, so at most
 /// five sequenced-but-unsettled batches keep retries deduplicated and ordering exact.
@@ -21,7 +21,7 @@ pub enum Fetched {
     /// A v2 batch ready to be patched and produced; `resume_at` is the source offset to
     /// continue from once it is on the target.
     Batch {
-        batch: RecordBatch,
+        batch: VerifiedBatch,
         first_source_offset: i64,
         resume_at: i64,
     },
@@ -43,7 +43,7 @@ enum Status {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    batch: Option<RecordBatch>,
+    batch: Option<VerifiedBatch>,
     first_source_offset: i64,
     resume_at: i64,
     sequence: Option<i32>,
@@ -62,7 +62,7 @@ impl Entry {
 /// A batch handed to the driver for sending.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    pub batch: RecordBatch,
+    pub batch: VerifiedBatch,
     pub sequence: i32,
     pub first_source_offset: i64,
 }
@@ -188,7 +188,10 @@ impl PartitionState {
         if self.has_failed() {
             return None;
         }
-        let index = self.window.iter().position(|e| e.status == Status::Queued)?;
+        let index = self
+            .window
+            .iter()
+            .position(|e| e.status == Status::Queued)?;
         let entry = &self.window[index];
         if entry.sequence.is_none() && self.unsettled_with_sequence() >= MAX_UNSETTLED_BATCHES {
             return None;
@@ -267,6 +270,16 @@ impl PartitionState {
         }
     }
 
+    /// Whether the batch with this sequence is the oldest one not yet acknowledged: an
+    /// out-of-order answer for it means the broker lost this producer's state, while
+    /// for a later one it only means an earlier send failed.
+    pub fn is_first_unsettled(&self, sequence: i32) -> bool {
+        self.window
+            .iter()
+            .find(|e| e.status != Status::Acked)
+            .is_some_and(|e| e.sequence == Some(sequence))
+    }
+
     /// Sends in flight (for draining at shutdown).
     pub fn in_flight(&self) -> usize {
         self.window
@@ -292,7 +305,23 @@ impl PartitionState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::test_support::batch_with;
+    use crate::batch::{encode_batch, Compression, Record, RecordBatch};
+    use bytes::Bytes;
+
+    /// A real v2 batch of `records` records at source offsets `base..`.
+    fn batch_with(base: i64, records: i32) -> VerifiedBatch {
+        let records: Vec<Record> = (0..records)
+            .map(|i| Record {
+                offset: base + i as i64,
+                timestamp: 1_700_000_000_000 + i as i64,
+                key: None,
+                value: Some(Bytes::from(format!("value-{i}"))),
+                headers: Vec::new(),
+            })
+            .collect();
+        let batch: RecordBatch = encode_batch(&records, Compression::None).unwrap();
+        VerifiedBatch::verify(batch).unwrap()
+    }
 
     fn fetched(base: i64, records: i32) -> Fetched {
         Fetched::Batch {
@@ -326,13 +355,21 @@ mod tests {
     fn skips_advance_progress_only_behind_acknowledged_batches() {
         let mut state = PartitionState::new(0);
         state.accept(vec![Fetched::Skip { resume_at: 4 }], 4);
-        assert_eq!(state.progress(), 4, "nothing pending: a skip settles at once");
+        assert_eq!(
+            state.progress(),
+            4,
+            "nothing pending: a skip settles at once"
+        );
 
         state.accept(vec![fetched(4, 2), Fetched::Skip { resume_at: 10 }], 10);
         assert_eq!(state.progress(), 4);
         let out = state.next_outgoing().unwrap();
         state.on_acked(out.sequence, 0);
-        assert_eq!(state.progress(), 10, "the control batch after it is passed too");
+        assert_eq!(
+            state.progress(),
+            10,
+            "the control batch after it is passed too"
+        );
     }
 
     #[test]
@@ -359,12 +396,17 @@ mod tests {
         state.on_retriable_failure(c.sequence);
 
         let retry_a = state.next_outgoing().unwrap();
+        let retry_c = state.next_outgoing().unwrap();
         assert_eq!(retry_a.sequence, a.sequence);
-        assert!(state.next_outgoing().is_none(), "b is acked, c waits its turn");
+        assert_eq!(
+            retry_c.sequence, c.sequence,
+            "b is acked and not sent again"
+        );
+        assert!(state.next_outgoing().is_none());
+        assert!(!state.is_first_unsettled(retry_c.sequence));
         state.on_acked(retry_a.sequence, 10);
         assert_eq!(state.progress(), 2);
-        let retry_c = state.next_outgoing().unwrap();
-        assert_eq!(retry_c.sequence, c.sequence);
+        assert!(state.is_first_unsettled(retry_c.sequence));
         state.on_acked(retry_c.sequence, 12);
         assert_eq!(state.progress(), 3);
     }

@@ -64,7 +64,10 @@ pub async fn create_missing_topics(
                     cluster: target.name().to_string(),
                     topic: topic.name.0.to_string(),
                     error,
-                    message: topic.error_message.map(|m| m.to_string()).unwrap_or_default(),
+                    message: topic
+                        .error_message
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
                 })
             }
         }
@@ -84,9 +87,7 @@ pub async fn max_message_bytes(
             DescribeConfigsResource::default()
                 .with_resource_type(TOPIC_RESOURCE)
                 .with_resource_name(StrBytes::from_string(topic.clone()))
-                .with_configuration_keys(Some(vec![StrBytes::from_static_str(
-                    "max.message.bytes",
-                )]))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str("max.message.bytes")]))
         })
         .collect();
     let response = target
@@ -287,17 +288,19 @@ pub async fn list_offsets(
                 by_topic
                     .iter()
                     .map(|(topic, partitions)| {
-                        ListOffsetsTopic::default().with_name(name(topic)).with_partitions(
-                            partitions
-                                .iter()
-                                .map(|p| {
-                                    ListOffsetsPartition::default()
-                                        .with_partition_index(*p)
-                                        .with_current_leader_epoch(-1)
-                                        .with_timestamp(timestamp)
-                                })
-                                .collect(),
-                        )
+                        ListOffsetsTopic::default()
+                            .with_name(name(topic))
+                            .with_partitions(
+                                partitions
+                                    .iter()
+                                    .map(|p| {
+                                        ListOffsetsPartition::default()
+                                            .with_partition_index(*p)
+                                            .with_current_leader_epoch(-1)
+                                            .with_timestamp(timestamp)
+                                    })
+                                    .collect(),
+                            )
                     })
                     .collect(),
             );

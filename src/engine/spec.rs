@@ -67,7 +67,11 @@ impl FlowSpec {
         format!("strait.{}->{}", self.source.alias, self.target.alias)
     }
 
-    pub fn defaults(source: ClusterEndpoint, target: ClusterEndpoint, topics: Vec<TopicRoute>) -> Self {
+    pub fn defaults(
+        source: ClusterEndpoint,
+        target: ClusterEndpoint,
+        topics: Vec<TopicRoute>,
+    ) -> Self {
         FlowSpec {
             source,
             target,

@@ -26,7 +26,12 @@ pub struct StatusSample {
 
 /// One line per interval, e.g.
 /// `A->B: 12345 rec/s 11.8 MB/s, copied 1.2M records 1.1 GiB, lag 0, 8 partitions`.
-pub fn status_line(flow: &str, previous: &FlowCounters, now: &StatusSample, elapsed: Duration) -> String {
+pub fn status_line(
+    flow: &str,
+    previous: &FlowCounters,
+    now: &StatusSample,
+    elapsed: Duration,
+) -> String {
     let seconds = elapsed.as_secs_f64().max(1e-3);
     let records_per_second = (now.counters.records - previous.records) as f64 / seconds;
     let megabytes_per_second = (now.counters.bytes - previous.bytes) as f64 / seconds / 1e6;
@@ -41,11 +46,17 @@ pub fn status_line(flow: &str, previous: &FlowCounters, now: &StatusSample, elap
         now.partitions,
     );
     if now.failed_partitions > 0 {
-        line.push_str(&format!(", {} STOPPED (see errors above)", now.failed_partitions));
+        line.push_str(&format!(
+            ", {} STOPPED (see errors above)",
+            now.failed_partitions
+        ));
     }
     let slow = now.counters.slow_path.total();
     if slow > 0 {
-        line.push_str(&format!(", slow path {slow} batches ({})", now.counters.slow_path));
+        line.push_str(&format!(
+            ", slow path {slow} batches ({})",
+            now.counters.slow_path
+        ));
     }
     line
 }
