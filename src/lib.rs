@@ -4,4 +4,6 @@
 pub mod batch;
 pub mod config;
 pub mod engine;
+pub mod plan;
+pub mod run;
 pub mod wire;

@@ -1,1 +1,162 @@
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use strait::config::MirrorConfig;
+use strait::engine::FlowRunner;
+
+/// strait mirrors Kafka topics between clusters, forwarding record batches as they are.
+#[derive(Parser)]
+#[command(name = "strait", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mirror every enabled flow of an MM2 properties file until SIGINT/SIGTERM.
+    Run {
+        /// MirrorMaker 2's connect-mirror-maker.properties (or strait's own, same syntax).
+        file: PathBuf,
+        /// Run only the flows whose target is one of these aliases (as MM2's --clusters).
+        #[arg(long, num_args = 1..)]
+        clusters: Vec<String>,
+    },
+    /// Validate the file, connect to the source clusters and print what would be mirrored.
+    Check {
+        file: PathBuf,
+        #[arg(long, num_args = 1..)]
+        clusters: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRAIT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("strait: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("strait: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(file: &PathBuf) -> Result<MirrorConfig, ExitCode> {
+    match MirrorConfig::load(file) {
+        Ok((config, warnings)) => {
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+            Ok(config)
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Check { file, clusters } => {
+            let config = match load(&file) {
+                Ok(config) => config,
+                Err(code) => return Ok(code),
+            };
+            let flows = match config.flows_for_targets(&clusters) {
+                Ok(flows) => flows,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            for flow in flows {
+                let plan = strait::run::plan(&config, flow)
+                    .await
+                    .with_context(|| format!("flow {}: reading the source's topics", flow.name()))?;
+                print!("{plan}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { file, clusters } => {
+            let config = match load(&file) {
+                Ok(config) => config,
+                Err(code) => return Ok(code),
+            };
+            let flows = match config.flows_for_targets(&clusters) {
+                Ok(flows) => flows,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let (stop, stopped) = watch::channel(false);
+            let mut running = Vec::new();
+            for flow in flows {
+                let plan = strait::run::plan(&config, flow)
+                    .await
+                    .with_context(|| format!("flow {}: reading the source's topics", flow.name()))?;
+                if plan.topics.is_empty() {
+                    tracing::warn!(flow = %flow.name(), "no source topic matches this flow's topics setting; nothing to mirror");
+                    continue;
+                }
+                let spec = strait::run::flow_spec(&config, flow, &plan)?;
+                let runner = FlowRunner::prepare(spec)
+                    .await
+                    .with_context(|| format!("flow {}: preparing", flow.name()))?;
+                running.push(tokio::spawn(runner.run(stopped.clone())));
+            }
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("signal received: finishing sends in flight and committing progress");
+                let _ = stop.send(true);
+            });
+            let mut stopped_partitions = 0;
+            for flow in running {
+                let report = flow.await.context("a flow task panicked")?;
+                stopped_partitions += report.stopped_partitions.len();
+                for partition in &report.stopped_partitions {
+                    eprintln!("stopped partition {partition}");
+                }
+            }
+            Ok(if stopped_partitions > 0 {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -30,7 +30,7 @@ use super::outcome::{
 };
 use super::partition::PartitionState;
 use super::setup::{self, ProducerIdentity};
-use super::spec::FlowSpec;
+use super::spec::{list_offsets_timestamp, FlowSpec};
 use super::stats::{status_line, FlowCounters, StatusSample};
 
 /// Largest produce request strait builds; brokers drop connections over
@@ -238,7 +238,7 @@ impl FlowRunner {
             }
         }
         let mut starts =
-            setup::list_offsets(&source, &need_start, spec.start.list_offsets_timestamp()).await?;
+            setup::list_offsets(&source, &need_start, list_offsets_timestamp(spec.start)).await?;
         let beyond_end: HashMap<i32, Vec<(String, i32)>> = {
             let mut beyond: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
             for ((topic, partition), offset) in &starts {

@@ -2,25 +2,15 @@
 
 use std::time::Duration;
 
+pub use crate::config::StartPosition;
 use crate::wire::ConnectionConfig;
 
-/// Where a flow starts on a partition that has no committed progress yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartPosition {
-    Earliest,
-    Latest,
-    /// The first offset whose timestamp is at or after this many ms since the epoch.
-    Timestamp(i64),
-}
-
-impl StartPosition {
-    /// The ListOffsets timestamp that asks for this position.
-    pub fn list_offsets_timestamp(self) -> i64 {
-        match self {
-            StartPosition::Earliest => -2,
-            StartPosition::Latest => -1,
-            StartPosition::Timestamp(ms) => ms,
-        }
+/// The ListOffsets timestamp that asks for a start position.
+pub fn list_offsets_timestamp(start: StartPosition) -> i64 {
+    match start {
+        StartPosition::Earliest => -2,
+        StartPosition::Latest => -1,
+        StartPosition::Timestamp(ms) => ms,
     }
 }
 

@@ -1,0 +1,88 @@
+//! From a loaded configuration to running flows: connection settings per cluster, the
+//! topic plan of each flow, and the flow runners.
+
+use std::time::Duration;
+
+use crate::config::{ClusterConfig, FlowConfig, MirrorConfig};
+use crate::engine::{ClusterEndpoint, EngineError, FlowSpec, TopicRoute};
+use crate::plan::{plan_flow, FlowPlan, SourceTopic};
+use crate::wire::{ClusterClient, ConnectionConfig, SocketOptions, Transport, WireError};
+
+pub fn connection_config(cluster: &ClusterConfig) -> Result<ConnectionConfig, WireError> {
+    let transport = Transport::from_security_protocol(cluster.security_protocol.name())?;
+    Ok(ConnectionConfig {
+        client_id: cluster
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("strait-{}", cluster.alias)),
+        socket: SocketOptions {
+            send_buffer: cluster.send_buffer_bytes.map(|b| b as usize),
+            recv_buffer: cluster.receive_buffer_bytes.map(|b| b as usize),
+            ..SocketOptions::default()
+        },
+        transport,
+        ..ConnectionConfig::default()
+    })
+}
+
+pub fn endpoint(cluster: &ClusterConfig) -> Result<ClusterEndpoint, WireError> {
+    Ok(ClusterEndpoint {
+        alias: cluster.alias.clone(),
+        bootstrap: cluster.bootstrap_servers.clone(),
+        connection: connection_config(cluster)?,
+    })
+}
+
+/// Every topic of the source cluster with its partition count.
+pub async fn source_topics(source: &ClusterClient) -> Result<Vec<SourceTopic>, WireError> {
+    let metadata = source.refresh_metadata(None).await?;
+    Ok(metadata
+        .topics
+        .iter()
+        .filter(|(_, topic)| topic.error.is_none())
+        .map(|(name, topic)| SourceTopic {
+            name: name.clone(),
+            partitions: topic.partitions.len() as i32,
+        })
+        .collect())
+}
+
+/// Connects to the flow's source and works out what it mirrors.
+pub async fn plan(config: &MirrorConfig, flow: &FlowConfig) -> Result<FlowPlan, WireError> {
+    let source = config
+        .cluster(&flow.source)
+        .expect("flows name declared clusters");
+    let client = ClusterClient::new(
+        &source.alias,
+        source.bootstrap_servers.clone(),
+        connection_config(source)?,
+    );
+    let topics = source_topics(&client).await?;
+    Ok(plan_flow(flow, &topics))
+}
+
+pub fn flow_spec(
+    config: &MirrorConfig,
+    flow: &FlowConfig,
+    plan: &FlowPlan,
+) -> Result<FlowSpec, EngineError> {
+    let cluster = |alias: &str| config.cluster(alias).expect("flows name declared clusters");
+    let source = endpoint(cluster(&flow.source)).map_err(EngineError::Wire)?;
+    let target = endpoint(cluster(&flow.target)).map_err(EngineError::Wire)?;
+    let routes = plan
+        .topics
+        .iter()
+        .map(|t| TopicRoute {
+            source: t.source.clone(),
+            target: t.target.clone(),
+        })
+        .collect();
+    let mut spec = FlowSpec::defaults(source, target, routes);
+    spec.start = flow.start_position;
+    spec.memory_budget = flow.memory_budget_bytes as usize;
+    spec.partition_fetch_bytes = flow.fetch.partition_max_bytes.max(1) as usize;
+    spec.fetch_max_wait = flow.fetch.max_wait.min(Duration::from_secs(10));
+    spec.status_interval = config.status_interval;
+    spec.replication_factor = (flow.replication_factor > 0).then_some(flow.replication_factor);
+    Ok(spec)
+}
