@@ -447,7 +447,7 @@ fn sort_top<'a>(
         let example = aliases.first().map_or("B", String::as_str);
         ignored(
             entry,
-            format!("MM2 reads this per target cluster, not at top level — write {example}.exactly.once.source.support for each target"),
+            format!("MM2 reads this per target cluster, not at top level — write it for each target cluster, e.g. {example}.exactly.once.source.support"),
             diagnostics,
         );
     } else if CLUSTER_KEYS.contains(&name) {
@@ -776,5 +776,172 @@ fn sort_rest(entry: Entry<'_>, aliases: &[String], pairs: &[Pair], diagnostics: 
         ignored(entry, reason, diagnostics);
     } else {
         unknown(entry, aliases, pairs, diagnostics);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::values::StartPosition;
+
+    const BASE: &str =
+        "clusters = A, B\nA.bootstrap.servers = a:9092\nB.bootstrap.servers = b:9092\n";
+
+    fn parse(extra: &str) -> Result<Loaded, Vec<String>> {
+        MirrorConfig::parse(&format!("{BASE}{extra}"), "f")
+            .map_err(|errors| errors.0.iter().map(ToString::to_string).collect())
+    }
+
+    fn warnings(extra: &str) -> Vec<String> {
+        let (_, warnings) = parse(extra).unwrap();
+        warnings.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn client_overrides_layer_as_in_mm2() {
+        let (config, _) = parse(
+            "A->B.enabled = true\n\
+             A->B.consumer.fetch.min.bytes = 1\n\
+             A->B.consumer.fetch.max.wait.ms = 100\n\
+             A.consumer.fetch.max.wait.ms = 200\n\
+             A.consumer.fetch.min.bytes = 2\n\
+             A->B.source.consumer.fetch.min.bytes = 3\n\
+             A.consumer.auto.offset.reset = latest\n\
+             A->B.producer.linger.ms = 7\n",
+        )
+        .unwrap();
+        let flow = &config.flows[0];
+        // flow consumer.* < <source>.consumer.* < flow source.consumer.*
+        assert_eq!(flow.fetch.max_wait, Duration::from_millis(200));
+        assert_eq!(flow.fetch.min_bytes, 3);
+        assert_eq!(flow.start_position, StartPosition::Latest);
+        assert_eq!(flow.target_producer.get("linger.ms"), Some("7"));
+        assert_eq!(flow.source_consumer.get("linger.ms"), None);
+    }
+
+    #[test]
+    fn strait_start_position_wins_over_auto_offset_reset() {
+        let (config, _) = parse(
+            "A->B.enabled = true\nA.consumer.auto.offset.reset = latest\nstrait.start.position = earliest\n",
+        )
+        .unwrap();
+        assert_eq!(config.flows[0].start_position, StartPosition::Earliest);
+    }
+
+    #[test]
+    fn top_level_connection_settings_are_defaults_for_every_cluster() {
+        let (config, _) = parse(
+            "A->B.enabled = true\nsecurity.protocol = SSL\nB.security.protocol = PLAINTEXT\nssl.truststore.type = PEM\nssl.truststore.location = /ca.pem\n",
+        )
+        .unwrap();
+        assert!(config.cluster("A").unwrap().tls.is_some());
+        assert!(config.cluster("B").unwrap().tls.is_none());
+    }
+
+    #[test]
+    fn enable_and_enabled_must_agree() {
+        let errors = parse("A->B.enabled = true\nA->B.enable = false\n").unwrap_err();
+        assert_eq!(
+            errors,
+            ["f:5: A->B.enable: says false but A->B.enabled on line 4 says true — MM2 reads only .enabled: remove this line"]
+        );
+        let repeated = warnings("A->B.enabled = true\nA->B.enable = true\n");
+        assert_eq!(
+            repeated,
+            ["f:5: A->B.enable: repeats A->B.enabled — remove this line"]
+        );
+    }
+
+    #[test]
+    fn keys_that_cannot_work_are_errors() {
+        let errors = parse(
+            "A->B.enabled = true\nenabled = true\nconfig.providers = file\nB->A.enabled = maybe\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "f:5: enabled: flows are enabled one by one — write <source>-><target>.enabled = true for each flow, and remove this line",
+                "f:6: config.providers: strait does not resolve ${provider:path:key} references — write the values themselves in this file, and remove config.providers",
+                "f:7: B->A.enabled: \"maybe\" is not a boolean — write true or false",
+            ]
+        );
+    }
+
+    #[test]
+    fn aliases_listed_with_an_end_of_line_comment_are_still_checked() {
+        let text = "clusters = us-west, us-east   # defines cluster aliases\n\
+                    us-west.bootstrap.servers = w:9092\n\
+                    us-east.bootstrap.servers = e:9092\n\
+                    us-west->us-east.enabled = true\n";
+        let errors = MirrorConfig::parse(text, "f").unwrap_err();
+        assert_eq!(
+            errors.to_string(),
+            "f:1: clusters: \"us-east   # defines cluster aliases\" is not a cluster alias — .properties files have no end-of-line comments: put \"# defines cluster aliases\" on a line of its own"
+        );
+    }
+
+    #[test]
+    fn bad_aliases() {
+        let errors = MirrorConfig::parse("clusters = A,, B C, x->y\n", "f").unwrap_err();
+        let lines: Vec<String> = errors.0.iter().map(|e| e.reason.clone()).collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "an empty alias — remove the extra comma",
+                "\"B C\" has whitespace inside — separate aliases with commas",
+                "\"x->y\" contains \"->\", which separates the two aliases of a flow — rename the cluster",
+            ]
+        );
+    }
+
+    #[test]
+    fn suspicious_topologies_are_warned_about() {
+        let identity = warnings(
+            "A->B.enabled = true\nB->A.enabled = true\nreplication.policy.class = org.apache.kafka.connect.mirror.IdentityReplicationPolicy\n",
+        );
+        assert_eq!(identity.len(), 2);
+        assert!(
+            identity[0].starts_with(
+                "f:4: A->B.enabled: with IdentityReplicationPolicy, A->B and its reverse flow"
+            ),
+            "{}",
+            identity[0]
+        );
+
+        let text = "clusters = dc1.prod, dc2\ndc1.prod.bootstrap.servers = a:1\ndc2.bootstrap.servers = b:1\ndc1.prod->dc2.enabled = true\n";
+        let (config, dotted) = MirrorConfig::parse(text, "f").unwrap();
+        assert_eq!(config.flows[0].name(), "dc1.prod->dc2");
+        assert_eq!(dotted.len(), 1);
+        assert!(
+            dotted[0]
+                .message
+                .contains("cluster alias dc1.prod contains the separator \".\""),
+            "{}",
+            dotted[0]
+        );
+    }
+
+    #[test]
+    fn ignored_settings_say_where_they_belong() {
+        let noted = warnings(
+            "A->B.enabled = true\nexactly.once.source.support = enabled\nA->B.security.protocol = SSL\nA->B.source.cluster.client.id = x\nA->B.strait.status.interval.seconds = 5\n",
+        );
+        assert_eq!(
+            noted,
+            [
+                "f:5: exactly.once.source.support: MM2 reads this per target cluster, not at top level — write it for each target cluster, e.g. A.exactly.once.source.support",
+                "f:6: A->B.security.protocol: MM2 applies connection settings per cluster, not per flow — write A.security.protocol or B.security.protocol",
+                "f:7: A->B.source.cluster.client.id: strait sets clusters up per cluster — write A.client.id instead",
+                "f:8: A->B.strait.status.interval.seconds: strait reads this at top level only — write strait.status.interval.seconds without a prefix",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_self_flow_that_is_off_is_harmless() {
+        let (config, warnings) = parse("A->B.enabled = true\nA->A.enabled = false\n").unwrap();
+        assert_eq!(config.flows.len(), 1);
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 }
