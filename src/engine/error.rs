@@ -21,13 +21,18 @@ pub enum EngineError {
         topic: String,
         error: ResponseError,
     },
-    #[error("cluster {cluster}: InitProducerId failed: {error:?} — strait needs IDEMPOTENT_WRITE on the target cluster")]
+    #[error("cluster {cluster}: InitProducerId failed: {source} — strait writes as an idempotent producer and needs IDEMPOTENT_WRITE on the target cluster")]
     InitProducerId {
         cluster: String,
-        error: ResponseError,
+        #[source]
+        source: WireError,
     },
-    #[error("progress group {group}: {error:?} — strait keeps its progress as offsets of this group on the target; grant it READ on the group")]
-    Progress { group: String, error: ResponseError },
+    #[error("progress group {group}: {source} — strait keeps its progress as offsets of this group on the target; it needs READ on the group")]
+    Progress {
+        group: String,
+        #[source]
+        source: WireError,
+    },
     #[error("cluster {cluster}: ListOffsets for {topic}-{partition} failed: {error:?}")]
     ListOffsets {
         cluster: String,

@@ -10,14 +10,24 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::{
     BrokerId, CreateTopicsRequest, DescribeConfigsRequest, GroupId, InitProducerIdRequest,
     ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::wire::{ClusterClient, CoordinatorType, Purpose, WireError};
+use std::time::Duration;
+
+use kafka_protocol::messages::ApiKey;
+
+use crate::wire::{check_error_code, Backoff, ClusterClient, CoordinatorType, Purpose, WireError};
+
+/// How long set-up calls retry retriable answers (a coordinator still loading, a
+/// leader election) before giving up with the last error.
+const SETUP_RETRY_LIMIT: Duration = Duration::from_secs(60);
 
 use super::error::EngineError;
 
@@ -90,8 +100,11 @@ pub async fn max_message_bytes(
                 .with_configuration_keys(Some(vec![StrBytes::from_static_str("max.message.bytes")]))
         })
         .collect();
+    let request = DescribeConfigsRequest::default().with_resources(resources);
     let response = target
-        .send_any(DescribeConfigsRequest::default().with_resources(resources))
+        .retry(&Backoff::default(), SETUP_RETRY_LIMIT, || {
+            target.send_any(request.clone())
+        })
         .await?;
     let mut limits = HashMap::new();
     for result in response.results {
@@ -128,17 +141,20 @@ pub async fn init_producer_id(target: &ClusterClient) -> Result<ProducerIdentity
         .with_transaction_timeout_ms(60_000)
         .with_producer_id(kafka_protocol::messages::ProducerId(-1))
         .with_producer_epoch(-1);
-    let response = target.send_any(request).await?;
-    if let Some(error) = response.error_code.err() {
-        return Err(EngineError::InitProducerId {
+    target
+        .retry(&Backoff::default(), SETUP_RETRY_LIMIT, || async {
+            let response = target.send_any(request.clone()).await?;
+            check_error_code(ApiKey::InitProducerId, target.name(), response.error_code, None)?;
+            Ok(ProducerIdentity {
+                producer_id: response.producer_id.0,
+                producer_epoch: response.producer_epoch,
+            })
+        })
+        .await
+        .map_err(|source| EngineError::InitProducerId {
             cluster: target.name().to_string(),
-            error,
-        });
-    }
-    Ok(ProducerIdentity {
-        producer_id: response.producer_id.0,
-        producer_epoch: response.producer_epoch,
-    })
+            source,
+        })
 }
 
 /// Committed progress of the flow's group: target topic -> partition -> next source offset.
@@ -147,47 +163,64 @@ pub async fn fetch_progress(
     group: &str,
     topics: &BTreeMap<String, Vec<i32>>,
 ) -> Result<HashMap<(String, i32), i64>, EngineError> {
-    let coordinator = target
-        .find_coordinator(group, CoordinatorType::Group)
-        .await?;
-    let request = OffsetFetchRequest::default()
-        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-        .with_topics(Some(
-            topics
-                .iter()
-                .map(|(topic, partitions)| {
-                    OffsetFetchRequestTopic::default()
-                        .with_name(name(topic))
-                        .with_partition_indexes(partitions.clone())
-                })
-                .collect(),
-        ))
-        .with_groups(vec![
-            kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup::default()
-                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+    let group_id = GroupId(StrBytes::from_string(group.to_string()));
+    // v8 moved the group and its topics into a list of groups; earlier versions
+    // refuse that list, later ones the old fields.
+    let request_for = |version: i16| {
+        if version >= 8 {
+            OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+                .with_group_id(group_id.clone())
                 .with_topics(Some(
                     topics
                         .iter()
                         .map(|(topic, partitions)| {
-                            kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopics::default()
+                            OffsetFetchRequestTopics::default()
                                 .with_name(name(topic))
                                 .with_partition_indexes(partitions.clone())
                         })
                         .collect(),
-                )),
-        ]);
-    let response = target.send(coordinator, Purpose::Admin, request).await?;
-    let mut progress = HashMap::new();
-    let group_error = response
-        .error_code
-        .err()
-        .or_else(|| response.groups.first().and_then(|g| g.error_code.err()));
-    if let Some(error) = group_error {
-        return Err(EngineError::Progress {
+                ))])
+        } else {
+            OffsetFetchRequest::default()
+                .with_group_id(group_id.clone())
+                .with_topics(Some(
+                    topics
+                        .iter()
+                        .map(|(topic, partitions)| {
+                            OffsetFetchRequestTopic::default()
+                                .with_name(name(topic))
+                                .with_partition_indexes(partitions.clone())
+                        })
+                        .collect(),
+                ))
+        }
+    };
+    let response = target
+        .retry(&Backoff::default(), SETUP_RETRY_LIMIT, || async {
+            let coordinator = target
+                .find_coordinator(group, CoordinatorType::Group)
+                .await?;
+            let connection = target.connection(coordinator, Purpose::Admin).await?;
+            let version = connection
+                .version_for::<OffsetFetchRequest>()
+                .unwrap_or(1);
+            let response = connection
+                .request_at_version(request_for(version), version)
+                .await?;
+            let group_error = if response.error_code != 0 {
+                response.error_code
+            } else {
+                response.groups.first().map_or(0, |g| g.error_code)
+            };
+            check_error_code(ApiKey::OffsetFetch, target.name(), group_error, None)?;
+            Ok(response)
+        })
+        .await
+        .map_err(|source| EngineError::Progress {
             group: group.to_string(),
-            error,
-        });
-    }
+            source,
+        })?;
+    let mut progress = HashMap::new();
     for topic in response.topics {
         for partition in topic.partitions {
             if partition.committed_offset >= 0 {
@@ -222,9 +255,6 @@ pub async fn commit_progress(
     if offsets.is_empty() {
         return Ok(());
     }
-    let coordinator = target
-        .find_coordinator(group, CoordinatorType::Group)
-        .await?;
     let request = OffsetCommitRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
         .with_generation_id_or_member_epoch(-1)
@@ -253,18 +283,31 @@ pub async fn commit_progress(
                 })
                 .collect(),
         );
-    let response = target.send(coordinator, Purpose::Admin, request).await?;
-    for topic in response.topics {
-        for partition in topic.partitions {
-            if let Some(error) = partition.error_code.err() {
-                return Err(EngineError::Progress {
-                    group: group.to_string(),
-                    error,
-                });
+    target
+        .retry(&Backoff::default(), SETUP_RETRY_LIMIT, || async {
+            let coordinator = target
+                .find_coordinator(group, CoordinatorType::Group)
+                .await?;
+            let response = target
+                .send(coordinator, Purpose::Admin, request.clone())
+                .await?;
+            for topic in &response.topics {
+                for partition in &topic.partitions {
+                    check_error_code(
+                        ApiKey::OffsetCommit,
+                        target.name(),
+                        partition.error_code,
+                        None,
+                    )?;
+                }
             }
-        }
-    }
-    Ok(())
+            Ok(())
+        })
+        .await
+        .map_err(|source| EngineError::Progress {
+            group: group.to_string(),
+            source,
+        })
 }
 
 /// Offsets on the source for partitions that have no progress yet, asked of each
@@ -304,7 +347,11 @@ pub async fn list_offsets(
                     })
                     .collect(),
             );
-        let response = source.send(*leader, Purpose::Admin, request).await?;
+        let response = source
+            .retry(&Backoff::default(), SETUP_RETRY_LIMIT, || {
+                source.send(*leader, Purpose::Admin, request.clone())
+            })
+            .await?;
         for topic in response.topics {
             for partition in topic.partitions {
                 if let Some(error) = partition.error_code.err() {

@@ -131,6 +131,13 @@ impl Connection {
         self.inner.versions.negotiate(api, api.valid_versions())
     }
 
+    /// The version a typed request goes out at. Prefer this to `negotiated_version` for
+    /// kafka-protocol's message types: its `ApiKey::valid_versions` can name a version a
+    /// message type cannot encode (OffsetFetch v10 in 0.18).
+    pub fn version_for<R: Request>(&self) -> Option<i16> {
+        self.inner.versions.negotiate(api_key_of::<R>(), R::VERSIONS)
+    }
+
     /// Holds back this connection's next sends for `throttle_time_ms` (from a response).
     pub fn throttle(&self, throttle_time_ms: i32) {
         if let Ok(ms) = u64::try_from(throttle_time_ms) {
