@@ -89,9 +89,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             for flow in flows {
-                let plan = strait::run::plan(&config, flow)
-                    .await
-                    .with_context(|| format!("flow {}: reading the source's topics", flow.name()))?;
+                let plan = strait::run::plan(&config, flow).await.with_context(|| {
+                    format!("flow {}: reading the source's topics", flow.name())
+                })?;
                 print!("{plan}");
             }
             Ok(ExitCode::SUCCESS)
@@ -111,9 +111,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let (stop, stopped) = watch::channel(false);
             let mut running = Vec::new();
             for flow in flows {
-                let plan = strait::run::plan(&config, flow)
-                    .await
-                    .with_context(|| format!("flow {}: reading the source's topics", flow.name()))?;
+                let plan = strait::run::plan(&config, flow).await.with_context(|| {
+                    format!("flow {}: reading the source's topics", flow.name())
+                })?;
                 if plan.topics.is_empty() {
                     tracing::warn!(flow = %flow.name(), "no source topic matches this flow's topics setting; nothing to mirror");
                     continue;
@@ -126,7 +126,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             tokio::spawn(async move {
                 wait_for_signal().await;
-                tracing::info!("signal received: finishing sends in flight and committing progress");
+                tracing::info!(
+                    "signal received: finishing sends in flight and committing progress"
+                );
                 let _ = stop.send(true);
             });
             let mut stopped_partitions = 0;

@@ -86,7 +86,12 @@ fn skip_reason(flow: &FlowConfig, topic: &str) -> SkipReason {
 
 impl fmt::Display for FlowPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "flow {}: {} topics to mirror", self.flow, self.topics.len())?;
+        writeln!(
+            f,
+            "flow {}: {} topics to mirror",
+            self.flow,
+            self.topics.len()
+        )?;
         for topic in &self.topics {
             writeln!(
                 f,
@@ -107,7 +112,8 @@ mod tests {
     use crate::config::MirrorConfig;
 
     fn flow(text: &str) -> FlowConfig {
-        let (config, _warnings) = MirrorConfig::parse(text, "test.properties").expect("valid config");
+        let (config, _warnings) =
+            MirrorConfig::parse(text, "test.properties").expect("valid config");
         config.flows[0].clone()
     }
 
@@ -152,7 +158,13 @@ mod tests {
             ]
         );
         let shown = plan.to_string();
-        assert!(shown.contains("orders.eu -> A.orders.eu (3 partitions)"), "{shown}");
-        assert!(shown.contains("skipped B.payments: came from the target cluster (cycle)"), "{shown}");
+        assert!(
+            shown.contains("orders.eu -> A.orders.eu (3 partitions)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("skipped B.payments: came from the target cluster (cycle)"),
+            "{shown}"
+        );
     }
 }

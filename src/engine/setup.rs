@@ -144,7 +144,12 @@ pub async fn init_producer_id(target: &ClusterClient) -> Result<ProducerIdentity
     target
         .retry(&Backoff::default(), SETUP_RETRY_LIMIT, || async {
             let response = target.send_any(request.clone()).await?;
-            check_error_code(ApiKey::InitProducerId, target.name(), response.error_code, None)?;
+            check_error_code(
+                ApiKey::InitProducerId,
+                target.name(),
+                response.error_code,
+                None,
+            )?;
             Ok(ProducerIdentity {
                 producer_id: response.producer_id.0,
                 producer_epoch: response.producer_epoch,
@@ -201,9 +206,7 @@ pub async fn fetch_progress(
                 .find_coordinator(group, CoordinatorType::Group)
                 .await?;
             let connection = target.connection(coordinator, Purpose::Admin).await?;
-            let version = connection
-                .version_for::<OffsetFetchRequest>()
-                .unwrap_or(1);
+            let version = connection.version_for::<OffsetFetchRequest>().unwrap_or(1);
             let response = connection
                 .request_at_version(request_for(version), version)
                 .await?;

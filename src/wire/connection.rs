@@ -135,7 +135,9 @@ impl Connection {
     /// kafka-protocol's message types: its `ApiKey::valid_versions` can name a version a
     /// message type cannot encode (OffsetFetch v10 in 0.18).
     pub fn version_for<R: Request>(&self) -> Option<i16> {
-        self.inner.versions.negotiate(api_key_of::<R>(), R::VERSIONS)
+        self.inner
+            .versions
+            .negotiate(api_key_of::<R>(), R::VERSIONS)
     }
 
     /// Holds back this connection's next sends for `throttle_time_ms` (from a response).

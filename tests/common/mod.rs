@@ -10,6 +10,7 @@ mod consume;
 mod kafka_cli;
 mod produce;
 mod records;
+mod strait;
 
 pub use admin::{create_topic, create_topic_with_replication, delete_topic, unique_topic};
 pub use cluster::{kafka_tool, testbed, Cluster};
@@ -24,3 +25,4 @@ pub use rdkafka::message::Timestamp;
 pub use records::{
     assert_same_records, first_difference, sort_records, Compare, Header, NewRecord, Record,
 };
+pub use strait::{strait_command, FlowFile, Strait};

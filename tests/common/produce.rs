@@ -59,6 +59,9 @@ pub struct ProduceOptions {
     /// Idempotent producer (producer id and sequence numbers in every batch), as Kafka's
     /// own clients do by default.
     pub idempotent: bool,
+    /// Largest request (and so record) the producer sends: librdkafka's
+    /// `message.max.bytes`, which must cover records near a topic's max.message.bytes.
+    pub max_request_bytes: u32,
 }
 
 impl Default for ProduceOptions {
@@ -69,6 +72,7 @@ impl Default for ProduceOptions {
             batch_size: 1_000_000,
             batch_records: 10_000,
             idempotent: true,
+            max_request_bytes: 1_000_000,
         }
     }
 }
@@ -182,6 +186,7 @@ fn create_producer(
         .set("batch.size", options.batch_size.to_string())
         .set("batch.num.messages", options.batch_records.to_string())
         .set("enable.idempotence", options.idempotent.to_string())
+        .set("message.max.bytes", options.max_request_bytes.to_string())
         .set(
             "message.timeout.ms",
             DELIVERY_TIMEOUT.as_millis().to_string(),

@@ -1,0 +1,246 @@
+//! Running the strait binary the way an operator does: a properties file, `strait run`,
+//! SIGTERM to stop (or SIGKILL to crash it), its log kept for failure messages.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::cluster::Cluster;
+use super::consume::end_offsets;
+
+const STRAIT: &str = env!("CARGO_BIN_EXE_strait");
+// A guard against hanging when strait is broken, far above any honest copy here.
+const COPY_LIMIT: Duration = Duration::from_secs(240);
+
+/// A properties file for one flow `source_alias->target_alias` between two testbed
+/// clusters, mirroring exactly the topics named (regex-escaped).
+pub struct FlowFile {
+    pub source_alias: String,
+    pub target_alias: String,
+    pub source: Cluster,
+    pub target: Cluster,
+    pub topics: Vec<String>,
+    /// Extra lines appended verbatim (e.g. `strait.start.position = latest`).
+    pub extra: Vec<String>,
+}
+
+impl FlowFile {
+    pub fn new(source: Cluster, target: Cluster, topics: &[&str]) -> Self {
+        FlowFile {
+            source_alias: "src".into(),
+            target_alias: "dst".into(),
+            source,
+            target,
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The remote name of a source topic under the default replication policy.
+    pub fn remote(&self, topic: &str) -> String {
+        format!("{}.{topic}", self.source_alias)
+    }
+
+    pub fn render(&self) -> String {
+        let topics: Vec<String> = self.topics.iter().map(|t| regex_escape(t)).collect();
+        let mut text = format!(
+            "clusters = {src}, {dst}\n\
+             {src}.bootstrap.servers = {src_bootstrap}\n\
+             {dst}.bootstrap.servers = {dst_bootstrap}\n\
+             {src}->{dst}.enabled = true\n\
+             {src}->{dst}.topics = {topics}\n\
+             replication.factor = 1\n\
+             strait.status.interval.seconds = 1\n",
+            src = self.source_alias,
+            dst = self.target_alias,
+            src_bootstrap = self.source.bootstrap(),
+            dst_bootstrap = self.target.bootstrap(),
+            topics = topics.join(", "),
+        );
+        for line in &self.extra {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    }
+
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("mirror.properties");
+        fs::write(&path, self.render()).expect("write properties file");
+        path
+    }
+}
+
+fn regex_escape(topic: &str) -> String {
+    topic
+        .chars()
+        .flat_map(|c| match c {
+            '.' | '-' | '+' | '*' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' | '^' | '$' => {
+                vec!['\\', c]
+            }
+            _ => vec![c],
+        })
+        .collect()
+}
+
+/// A running `strait run`.
+pub struct Strait {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Strait {
+    pub fn start(config: &Path) -> Strait {
+        Strait::start_with(config, &[])
+    }
+
+    pub fn start_with(config: &Path, args: &[&str]) -> Strait {
+        let log = config.with_extension(format!("{}.log", unique_suffix()));
+        let log_file = fs::File::create(&log).expect("create strait log");
+        let child = Command::new(STRAIT)
+            .arg("run")
+            .arg(config)
+            .args(args)
+            .env("STRAIT_LOG", "info")
+            .stdout(log_file.try_clone().expect("clone log handle"))
+            .stderr(log_file)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {STRAIT}: {e}"));
+        Strait { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("poll strait") {
+            panic!(
+                "strait exited early with {status}; its log:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// Waits until every partition of `topic` on `cluster` holds `expected[p]` records
+    /// (the target's offsets have no gaps: strait writes without transactions).
+    pub fn wait_for_counts(&mut self, cluster: Cluster, topic: &str, expected: &[i64]) {
+        let started = Instant::now();
+        loop {
+            self.assert_alive();
+            let ends = existing_end_offsets(cluster, topic);
+            if ends.as_deref() == Some(expected) {
+                return;
+            }
+            if let Some(ends) = &ends {
+                if ends.iter().zip(expected).any(|(have, want)| have > want) {
+                    panic!(
+                        "{topic} on {cluster:?} holds more than expected: {ends:?} > {expected:?}; strait log:\n{}",
+                        self.log()
+                    );
+                }
+            }
+            assert!(
+                started.elapsed() < COPY_LIMIT,
+                "{topic} on {cluster:?} reached {ends:?}, not {expected:?}, within {COPY_LIMIT:?}; strait log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Waits until `done()` holds, failing with strait's log if it exits or takes too long.
+    pub fn wait_until(&mut self, what: &str, mut done: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !done() {
+            self.assert_alive();
+            assert!(
+                started.elapsed() < COPY_LIMIT,
+                "{what} did not happen within {COPY_LIMIT:?}; strait log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// SIGTERM, then the exit status; strait drains and commits before it exits.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        signal(self.child.id(), "TERM");
+        let status =
+            wait_with_limit(&mut self.child, Duration::from_secs(60)).unwrap_or_else(|| {
+                let _ = self.child.kill();
+                panic!(
+                    "strait did not exit within 60 s of SIGTERM; its log:\n{}",
+                    self.log()
+                )
+            });
+        let log = self.log();
+        (status, log)
+    }
+
+    /// SIGKILL: a crash, nothing drained or committed.
+    pub fn kill(mut self) -> String {
+        signal(self.child.id(), "KILL");
+        let _ = self.child.wait();
+        self.log()
+    }
+}
+
+impl Drop for Strait {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `strait ARGS` to completion: (exit code, stdout, stderr).
+pub fn strait_command(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(STRAIT)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {STRAIT}: {e}"));
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn existing_end_offsets(cluster: Cluster, topic: &str) -> Option<Vec<i64>> {
+    // The target topic appears only once strait has created it.
+    std::panic::catch_unwind(|| end_offsets(cluster, topic)).ok()
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
