@@ -83,6 +83,7 @@ pub fn flow_spec(
     spec.partition_fetch_bytes = flow.fetch.partition_max_bytes.max(1) as usize;
     spec.fetch_max_wait = flow.fetch.max_wait.min(Duration::from_secs(10));
     spec.status_interval = config.status_interval;
+    spec.commit_interval = config.progress_commit_interval;
     spec.replication_factor = (flow.replication_factor > 0).then_some(flow.replication_factor);
     Ok(spec)
 }

@@ -6,12 +6,10 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::{
-    assert_same_records, create_topic, end_offsets, kafka_tool, produce, produce_transactions,
-    read_topic, strait_command, unique_topic, Cluster, Compare, Compression, FlowFile, NewRecord,
-    ProduceOptions, Record, Strait, TxnStep,
+    assert_same_records, base_timestamp, create_topic, end_offsets, kafka_tool, produce,
+    produce_transactions, read_topic, strait_command, unique_topic, Cluster, Compare, Compression,
+    FlowFile, NewRecord, ProduceOptions, Record, Strait, TxnStep,
 };
-
-const BASE_TIMESTAMP: i64 = 1_700_000_000_000;
 
 /// Keys, null keys, null and empty values, headers (repeated keys, null values),
 /// explicit timestamps, spread over `partitions` partitions.
@@ -36,7 +34,7 @@ fn varied_records(count: usize, partitions: i32, tag: &str) -> Vec<NewRecord> {
                     .with_header("dup", "b")
                     .with_null_header("none");
             }
-            record.with_timestamp(BASE_TIMESTAMP + i as i64)
+            record.with_timestamp(base_timestamp() + i as i64)
         })
         .collect()
 }
@@ -199,7 +197,7 @@ fn transactions_arrive_committed_only_without_control_records() {
                     .in_partition(i % PARTITIONS)
                     .with_key(format!("{label}-{round}-{i}"))
                     .with_value(format!("{label} round {round} record {i}"))
-                    .with_timestamp(BASE_TIMESTAMP + (round * 1_000 + i as usize) as i64)
+                    .with_timestamp(base_timestamp() + (round * 1_000 + i as usize) as i64)
             })
             .collect()
     };
@@ -277,7 +275,7 @@ fn a_compacted_topic_arrives_with_its_surviving_records_in_order() {
                     .with_key(format!("key-{}", i % 40))
                     .with_value(format!("round {round} value {i}"))
                     .with_header("round", round.to_string())
-                    .with_timestamp(BASE_TIMESTAMP + round * 1_000 + i as i64)
+                    .with_timestamp(base_timestamp() + round * 1_000 + i as i64)
             })
             .collect();
         produced += records.len();
@@ -361,13 +359,13 @@ fn batches_above_the_targets_limit_are_split_and_large_records_pass() {
     let near_limit = NewRecord::new()
         .with_key("near-limit")
         .with_value(vec![b'n'; 1_048_000])
-        .with_timestamp(BASE_TIMESTAMP);
+        .with_timestamp(base_timestamp());
     let big_batch: Vec<NewRecord> = (0..40)
         .map(|i| {
             NewRecord::new()
                 .with_key(format!("big-{i}"))
                 .with_value(vec![b'a' + (i % 26) as u8; 100_000])
-                .with_timestamp(BASE_TIMESTAMP + 1 + i as i64)
+                .with_timestamp(base_timestamp() + 1 + i as i64)
         })
         .collect();
     let options = ProduceOptions {
@@ -430,4 +428,143 @@ fn malformed_property_files_are_refused_with_file_line_and_key() {
             "the undeclared cluster C is named: {stderr}"
         );
     }
+}
+
+/// Records of `varied_records` differ in timestamp at least.
+fn identity(record: &Record) -> (i32, String, Option<Vec<u8>>, Option<Vec<u8>>) {
+    (
+        record.partition,
+        format!("{:?}", record.timestamp),
+        record.key.clone(),
+        record.value.clone(),
+    )
+}
+
+/// Per partition, the target may hold re-copies of what a crash left unacknowledged,
+/// but after removing repeats it must be exactly the source, in order.
+fn assert_no_loss_in_order(source: &[Record], target: &[Record]) {
+    let mut seen = std::collections::HashSet::new();
+    let first_copies: Vec<Record> = target
+        .iter()
+        .filter(|r| seen.insert(identity(r)))
+        .cloned()
+        .collect();
+    assert_same_records(source, &first_copies, Compare::IGNORE_OFFSETS);
+}
+
+#[test]
+fn killed_three_times_mid_copy_strait_loses_nothing() {
+    const PARTITIONS: i32 = 4;
+    const RECORDS: usize = 400_000;
+    let topic = unique_topic("crash");
+    create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
+    let options = ProduceOptions {
+        compression: Compression::Lz4,
+        linger_ms: 20,
+        batch_size: 32 * 1024,
+        ..ProduceOptions::default()
+    };
+    produce(
+        Cluster::Source,
+        &topic,
+        &varied_records(RECORDS, PARTITIONS, &topic),
+        &options,
+    );
+    let source = read_topic(Cluster::Source, &topic);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, &[&topic]);
+    // Commit often and copy in small steps, so that each kill lands between commits.
+    flow.extra.push("offset.flush.interval.ms = 200".into());
+    flow.extra
+        .push("src.consumer.max.partition.fetch.bytes = 16384".into());
+    let config = flow.write(dir.path());
+    let remote = flow.remote(&topic);
+    let copied = || -> i64 {
+        std::panic::catch_unwind(|| end_offsets(Cluster::Target, &remote).iter().sum()).unwrap_or(0)
+    };
+    for (round, share) in [0.2, 0.45, 0.7].into_iter().enumerate() {
+        let threshold = (RECORDS as f64 * share) as i64;
+        let mut strait = Strait::start(&config);
+        strait.wait_until(
+            &format!("copy past {threshold} records (round {round})"),
+            || copied() >= threshold,
+        );
+        strait.kill();
+    }
+    let mut strait = Strait::start(&config);
+    strait.wait_until("every source record on the target", || {
+        let target = read_topic(Cluster::Target, &remote);
+        let distinct: std::collections::HashSet<_> = target
+            .iter()
+            .map(|r| (r.partition, r.value.clone()))
+            .collect();
+        distinct.len() == RECORDS
+    });
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    let target = read_topic(Cluster::Target, &remote);
+    assert_no_loss_in_order(&source, &target);
+}
+
+fn mirror_between(source: Cluster, target: Cluster) {
+    const PARTITIONS: i32 = 3;
+    let topics: Vec<(Compression, String)> =
+        [Compression::None, Compression::Zstd, Compression::Snappy]
+            .into_iter()
+            .map(|codec| {
+                (
+                    codec,
+                    unique_topic(&format!("versions-{}", codec.config_name())),
+                )
+            })
+            .collect();
+    let mut expected = HashMap::new();
+    for (codec, topic) in &topics {
+        create_topic(source, topic, PARTITIONS, &[]);
+        let options = ProduceOptions {
+            compression: *codec,
+            ..ProduceOptions::default()
+        };
+        produce(
+            source,
+            topic,
+            &varied_records(20_000, PARTITIONS, topic),
+            &options,
+        );
+        produce_transactions(
+            source,
+            topic,
+            &[
+                TxnStep::Abort(varied_records(500, PARTITIONS, "aborted")),
+                TxnStep::Commit(varied_records(500, PARTITIONS, "committed")),
+            ],
+            &options,
+        );
+        expected.insert(topic.clone(), read_topic(source, topic));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<&str> = topics.iter().map(|(_, t)| t.as_str()).collect();
+    let flow = FlowFile::new(source, target, &names);
+    let mut strait = Strait::start(&flow.write(dir.path()));
+    for (_, topic) in &topics {
+        let counts = expected_counts(&expected[topic], PARTITIONS);
+        strait.wait_for_counts(target, &flow.remote(topic), &counts);
+    }
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    for (_, topic) in &topics {
+        let copy = read_topic(target, &flow.remote(topic));
+        assert_same_records(&expected[topic], &copy, Compare::IGNORE_OFFSETS);
+    }
+}
+
+#[test]
+fn kafka_3_9_to_4_x() {
+    mirror_between(Cluster::Legacy, Cluster::Target);
+}
+
+#[test]
+fn kafka_4_x_to_3_9() {
+    mirror_between(Cluster::Source, Cluster::Legacy);
 }

@@ -8,14 +8,13 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    assert_same_records, create_topic, delete_topic, end_offsets, produce, produce_transactions,
-    read_topic, read_topic_with, read_topic_with_console_consumer, unique_topic, Cluster, Compare,
-    Compression, Isolation, NewRecord, ProduceOptions, TxnStep,
+    assert_same_records, base_timestamp, create_topic, delete_topic, end_offsets, produce,
+    produce_transactions, read_topic, read_topic_with, read_topic_with_console_consumer,
+    unique_topic, Cluster, Compare, Compression, Isolation, NewRecord, ProduceOptions, TxnStep,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 const RECORDS: usize = 10_000;
-const BASE_TIMESTAMP: i64 = 1_700_000_000_000;
 
 /// Null keys and values, empty values, no/one/several headers (repeated keys, null
 /// values), explicit and producer-assigned timestamps, values of varied length.
@@ -46,7 +45,7 @@ fn smoke_records() -> Vec<NewRecord> {
                     .with_null_header("nullable");
             }
             if i % 50 != 0 {
-                record = record.with_timestamp(BASE_TIMESTAMP + i as i64);
+                record = record.with_timestamp(base_timestamp() + i as i64);
             }
             record
         })
@@ -89,7 +88,7 @@ fn small_records(count: usize, tag: &str) -> Vec<NewRecord> {
                 .with_key(format!("{tag}-key-{i}"))
                 .with_value(format!("{tag}-value-{i}"))
                 .with_header("tag", tag)
-                .with_timestamp(BASE_TIMESTAMP + i as i64)
+                .with_timestamp(base_timestamp() + i as i64)
         })
         .collect()
 }

@@ -7,6 +7,9 @@
 pub const START_POSITION: &str = "strait.start.position";
 pub const MEMORY_BUDGET_BYTES: &str = "strait.memory.budget.bytes";
 pub const STATUS_INTERVAL_SECONDS: &str = "strait.status.interval.seconds";
+/// Kafka Connect's offset commit period, which MM2 files already carry: for strait, how
+/// often a flow commits its progress to the target (top level only).
+pub const PROGRESS_COMMIT_INTERVAL_MS: &str = "offset.flush.interval.ms";
 
 /// Settings of a replication flow (MM2's connector settings plus strait's
 /// own), valid at top level (defaults for every flow) and as
@@ -108,7 +111,7 @@ const IGNORED_KEYS: &[(&str, &str)] = &[
     ("offset.storage.", "Kafka Connect's own storage; strait keeps its progress on the target cluster"),
     ("config.storage.", "Kafka Connect's own storage"),
     ("status.storage.", "Kafka Connect's own storage"),
-    ("offset.flush.", "strait commits progress as produce requests complete"),
+    ("offset.flush.timeout.ms", "strait commits progress without blocking the copy"),
     ("group.id", "Kafka Connect's worker group"),
     ("worker.", "a Kafka Connect worker setting"),
     ("task.", "a Kafka Connect task setting"),
@@ -216,7 +219,15 @@ fn known_names() -> impl Iterator<Item = &'static str> {
         .iter()
         .chain(CONNECTION_KEYS_USED)
         .chain(CLUSTER_KEYS)
-        .chain(["enabled", "clusters", STATUS_INTERVAL_SECONDS].iter())
+        .chain(
+            [
+                "enabled",
+                "clusters",
+                STATUS_INTERVAL_SECONDS,
+                PROGRESS_COMMIT_INTERVAL_MS,
+            ]
+            .iter(),
+        )
         .copied()
 }
 

@@ -13,14 +13,17 @@ use super::filter::split_list;
 use super::flow::{build_flow, check_integer, FlowConfig, FlowEntries, FlowSettings};
 use super::keys::{
     ignored_reason, is_connection_key, scope_of, suggest, Scope, ScopedKey, UndeclaredFlow,
-    CLIENT_PREFIXES, CLUSTER_KEYS, CONNECTION_KEYS_USED, FLOW_KEYS, STATUS_INTERVAL_SECONDS,
+    CLIENT_PREFIXES, CLUSTER_KEYS, CONNECTION_KEYS_USED, FLOW_KEYS, PROGRESS_COMMIT_INTERVAL_MS,
+    STATUS_INTERVAL_SECONDS,
 };
 use super::policy::ReplicationPolicy;
 use super::properties::{self, Property};
-use super::values::{parse_bool, parse_seconds, trailing_comment};
+use super::values::{parse_bool, parse_millis, parse_seconds, trailing_comment};
 
 /// strait prints a status line every 10 s unless told otherwise.
 pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// Shorter than Connect's 60 s: a restart re-copies at most this much.
+pub const DEFAULT_PROGRESS_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MirrorConfig {
@@ -32,6 +35,8 @@ pub struct MirrorConfig {
     pub flows: Vec<FlowConfig>,
     /// `strait.status.interval.seconds`.
     pub status_interval: Duration,
+    /// `offset.flush.interval.ms`: how often each flow commits its progress.
+    pub progress_commit_interval: Duration,
 }
 
 type Loaded = (MirrorConfig, Vec<ConfigWarning>);
@@ -150,6 +155,7 @@ struct Sorted<'a> {
     top_cluster: Vec<Entry<'a>>,
     top_offset_storage_topic: Option<Entry<'a>>,
     status_interval: Option<Entry<'a>>,
+    progress_commit_interval: Option<Entry<'a>>,
     cluster_own: HashMap<String, Vec<Entry<'a>>>,
     flow_settings: IndexMap<Pair, Vec<Entry<'a>>>,
     flow_clients: IndexMap<Pair, Vec<Entry<'a>>>,
@@ -218,11 +224,20 @@ fn read(text: &str, file_name: &str, diagnostics: &mut Diagnostics) -> MirrorCon
         None => DEFAULT_STATUS_INTERVAL,
     };
 
+    let progress_commit_interval = match sorted.progress_commit_interval {
+        Some(entry) => parse_millis(&entry.property.value).unwrap_or_else(|reason| {
+            diagnostics.error(entry.line(), entry.key(), reason);
+            DEFAULT_PROGRESS_COMMIT_INTERVAL
+        }),
+        None => DEFAULT_PROGRESS_COMMIT_INTERVAL,
+    };
+
     MirrorConfig {
         file: file_name.to_string(),
         clusters,
         flows,
         status_interval,
+        progress_commit_interval,
     }
 }
 
@@ -454,6 +469,8 @@ fn sort_top<'a>(
         sorted.top_cluster.push(entry);
     } else if name == STATUS_INTERVAL_SECONDS {
         sorted.status_interval = Some(entry);
+    } else if name == PROGRESS_COMMIT_INTERVAL_MS {
+        sorted.progress_commit_interval = Some(entry);
     } else if name == "offset.storage.topic" {
         sorted.top_offset_storage_topic = Some(entry);
     } else if name == "config.providers" {

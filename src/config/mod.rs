@@ -47,7 +47,9 @@ pub use flow::{
     FetchSettings, FlowConfig, IsolationLevel, OffsetSyncsTopicLocation, Periodic,
     TopicConfigDefaults, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_REFRESH_TOPICS_INTERVAL,
 };
-pub use keys::{MEMORY_BUDGET_BYTES, START_POSITION, STATUS_INTERVAL_SECONDS};
+pub use keys::{
+    MEMORY_BUDGET_BYTES, PROGRESS_COMMIT_INTERVAL_MS, START_POSITION, STATUS_INTERVAL_SECONDS,
+};
 pub use mm2::{MirrorConfig, DEFAULT_STATUS_INTERVAL};
 pub use policy::{ReplicationPolicy, Separators};
 pub use secret::Secret;

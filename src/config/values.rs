@@ -72,6 +72,17 @@ pub(crate) fn parse_seconds(value: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(seconds as u64))
 }
 
+/// A period in milliseconds, at least one.
+pub(crate) fn parse_millis(value: &str) -> Result<Duration, String> {
+    let millis = parse_in_range(
+        value,
+        1,
+        i64::from(u32::MAX),
+        "write a number of milliseconds of at least 1",
+    )?;
+    Ok(Duration::from_millis(millis as u64))
+}
+
 /// A replication factor for a topic strait creates: -1 lets the broker pick
 /// its `default.replication.factor` (Kafka 2.4 and later).
 pub(crate) fn parse_replication_factor(value: &str) -> Result<i16, String> {

@@ -23,6 +23,7 @@ pub use produce::{
 };
 pub use rdkafka::message::Timestamp;
 pub use records::{
-    assert_same_records, first_difference, sort_records, Compare, Header, NewRecord, Record,
+    assert_same_records, base_timestamp, first_difference, sort_records, Compare, Header,
+    NewRecord, Record,
 };
 pub use strait::{strait_command, FlowFile, Strait};

@@ -235,3 +235,17 @@ fn show_bytes(bytes: Option<&[u8]>) -> String {
         }
     }
 }
+
+/// A base for explicit record timestamps: an hour ago, fixed for the test binary.
+/// Timestamps far in the past would let the brokers' time retention (7 days by default)
+/// delete test data while a test still reads it.
+pub fn base_timestamp() -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as i64;
+        now - 3_600_000
+    })
+}
