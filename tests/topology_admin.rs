@@ -360,3 +360,124 @@ fn acl_calls_on_clusters_without_an_authorizer_say_so() {
         .expect("CreateAcls");
     assert_eq!(created, AclOutcome::NoAuthorizer);
 }
+
+/// Runs Kafka's own ACL tool against `bootstrap`; returns its output.
+fn kafka_acls(bootstrap: &str, args: &[&str]) -> String {
+    let version = Cluster::Source.kafka_version();
+    let mut command = vec![
+        "run-class",
+        &version,
+        "org.apache.kafka.tools.AclCommand",
+        "--bootstrap-server",
+        bootstrap,
+    ];
+    command.extend_from_slice(args);
+    common::testbed(&command)
+}
+
+/// Needs a broker with an authorizer, which the testbed's clusters do not have, e.g. a
+/// single KRaft node with `authorizer.class.name =
+/// org.apache.kafka.metadata.authorizer.StandardAuthorizer`,
+/// `super.users = User:ANONYMOUS` and `allow.everyone.if.no.acl.found = true`, its
+/// address in STRAIT_AUTHZ_BOOTSTRAP.
+#[test]
+#[ignore = "needs a broker with an authorizer: set STRAIT_AUTHZ_BOOTSTRAP"]
+fn acls_are_read_translated_and_created_on_a_cluster_with_an_authorizer() {
+    let rt = runtime();
+    let bootstrap = std::env::var("STRAIT_AUTHZ_BOOTSTRAP")
+        .expect("STRAIT_AUTHZ_BOOTSTRAP: a broker with an authorizer");
+    let topic = unique_topic("topology-acl");
+    let remote = format!("A.{topic}");
+    for args in [
+        ["--allow-principal", "User:alice", "--operation", "All"],
+        ["--allow-principal", "User:alice", "--operation", "Write"],
+        ["--deny-principal", "User:mallory", "--operation", "Write"],
+    ] {
+        kafka_acls(
+            &bootstrap,
+            &[&["--add", "--topic", &topic], &args[..]].concat(),
+        );
+    }
+    // A prefixed ACL: not literal, so not mirrored.
+    kafka_acls(
+        &bootstrap,
+        &[
+            "--add",
+            "--topic",
+            &topic,
+            "--resource-pattern-type",
+            "prefixed",
+            "--allow-principal",
+            "User:carol",
+            "--operation",
+            "Read",
+        ],
+    );
+    let cluster = ClusterClient::new(
+        "authz",
+        vec![bootstrap.clone()],
+        ConnectionConfig::default(),
+    );
+    let flow = strait::config::MirrorConfig::parse(
+        "clusters = A, B\nA.bootstrap.servers = a:9092\nB.bootstrap.servers = b:9092\n\
+         A->B.enabled = true\n",
+        "acl-test.properties",
+    )
+    .expect("valid config")
+    .0
+    .flows
+    .remove(0);
+
+    let source_acls = match rt
+        .block_on(describe_topic_acls(&cluster))
+        .expect("DescribeAcls")
+    {
+        AclOutcome::Done(acls) => acls,
+        AclOutcome::NoAuthorizer => panic!("{bootstrap} has no authorizer"),
+    };
+    let acl = |principal: &str, operation, permission| TopicAcl {
+        topic: topic.clone(),
+        principal: principal.to_string(),
+        host: "*".to_string(),
+        operation,
+        permission,
+    };
+    let mut of_topic: Vec<TopicAcl> = source_acls
+        .into_iter()
+        .filter(|a| a.topic == topic)
+        .collect();
+    of_topic.sort();
+    let mut expected = vec![
+        acl("User:alice", AclOperation::All, AclPermission::Allow),
+        acl("User:alice", AclOperation::Write, AclPermission::Allow),
+        acl("User:mallory", AclOperation::Write, AclPermission::Deny),
+    ];
+    expected.sort();
+    assert_eq!(of_topic, expected);
+
+    let wanted = strait::topology::target_acls(&flow, &of_topic);
+    let created = rt
+        .block_on(create_topic_acls(&cluster, &wanted))
+        .expect("CreateAcls");
+    assert_eq!(created, AclOutcome::Done(()));
+
+    let listed = kafka_acls(&bootstrap, &["--list", "--topic", &remote]);
+    let lines: Vec<&str> = listed
+        .lines()
+        .filter(|l| l.contains("principal="))
+        .collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    for (principal, operation, permission) in [
+        ("User:alice", "READ", "ALLOW"),
+        ("User:mallory", "WRITE", "DENY"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("principal={principal},"))
+                    && l.contains(&format!("operation={operation},"))
+                    && l.contains(&format!("permissionType={permission})"))),
+            "{principal} {operation} {permission} missing on {remote}: {listed}"
+        );
+    }
+}
