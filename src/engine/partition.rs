@@ -84,6 +84,11 @@ pub struct PartitionState {
     window: VecDeque<Entry>,
     buffered_bytes: usize,
     high_watermark: Option<i64>,
+    /// The target acknowledged a batch of this producer identity since the last failure.
+    /// Until then a broker may hold no state for the producer on this partition, and then
+    /// it takes any sequence as the first: a later batch could land before an earlier one
+    /// that failed. So an unconfirmed partition sends one batch at a time.
+    confirmed: bool,
 }
 
 impl PartitionState {
@@ -97,6 +102,7 @@ impl PartitionState {
             window: VecDeque::new(),
             buffered_bytes: 0,
             high_watermark: None,
+            confirmed: false,
         }
     }
 
@@ -183,9 +189,15 @@ impl PartitionState {
         self.window.iter().any(|e| e.status == Status::Failed)
     }
 
+    /// Failed sends wait for the rest to settle; an unconfirmed partition has one send
+    /// in flight at most.
+    fn may_send_more(&self) -> bool {
+        !self.has_failed() && (self.confirmed || self.in_flight() == 0)
+    }
+
     /// The next batch to send, if ordering and the dedup window allow one now.
     pub fn next_outgoing(&mut self) -> Option<Outgoing> {
-        if self.has_failed() {
+        if !self.may_send_more() {
             return None;
         }
         let index = self
@@ -217,7 +229,7 @@ impl PartitionState {
 
     /// Whether a send is possible right now (used to pick partitions for a request).
     pub fn has_outgoing(&self) -> bool {
-        if self.has_failed() {
+        if !self.may_send_more() {
             return false;
         }
         match self.window.iter().find(|e| e.status == Status::Queued) {
@@ -242,6 +254,7 @@ impl PartitionState {
         entry.status = Status::Acked;
         let records = entry.batch.as_ref().map_or(0, |b| b.records_count());
         let first = entry.first_source_offset;
+        self.confirmed = true;
         let mut settled = self.settle_prefix();
         settled.records += records as u64;
         settled.mapped.push((first, target_base_offset, records));
@@ -254,6 +267,7 @@ impl PartitionState {
         if let Some(entry) = self.entry_mut(sequence) {
             entry.status = Status::Failed;
         }
+        self.confirmed = false;
         self.requeue_failed_when_settled();
     }
 
@@ -293,6 +307,7 @@ impl PartitionState {
     pub fn reset_sequences(&mut self) {
         debug_assert_eq!(self.in_flight(), 0);
         self.next_sequence = 0;
+        self.confirmed = false;
         for entry in self.window.iter_mut() {
             if entry.status != Status::Acked {
                 entry.status = Status::Queued;
@@ -331,24 +346,50 @@ mod tests {
         }
     }
 
+    /// Sends and acknowledges one batch so the partition may pipeline.
+    fn confirmed_at(offset: i64) -> PartitionState {
+        let mut state = PartitionState::new(offset);
+        state.accept(vec![fetched(offset, 1)], offset + 1);
+        let first = state.next_outgoing().unwrap();
+        state.on_acked(first.sequence, 0);
+        state
+    }
+
     #[test]
     fn sequences_advance_by_record_count_and_progress_follows_acks_in_order() {
-        let mut state = PartitionState::new(100);
+        let mut state = confirmed_at(99);
         state.accept(vec![fetched(100, 3), fetched(103, 2)], 105);
         assert_eq!(state.fetch_position(), 105);
         let first = state.next_outgoing().unwrap();
         let second = state.next_outgoing().unwrap();
-        assert_eq!((first.sequence, second.sequence), (0, 3));
+        assert_eq!((first.sequence, second.sequence), (1, 4));
         assert!(state.next_outgoing().is_none());
 
         // The second ack arrives first: progress must wait for the first.
-        state.on_acked(3, 53);
+        state.on_acked(4, 53);
         assert_eq!(state.progress(), 100);
-        let settled = state.on_acked(0, 50);
+        let settled = state.on_acked(1, 50);
         assert_eq!(state.progress(), 105);
         assert_eq!(settled.mapped, vec![(100, 50, 3)]);
         assert!(state.is_idle());
         assert_eq!(state.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn until_the_target_acknowledges_one_batch_only_one_is_in_flight() {
+        let mut state = PartitionState::new(0);
+        state.accept(vec![fetched(0, 1), fetched(1, 1), fetched(2, 1)], 3);
+        let first = state.next_outgoing().unwrap();
+        assert!(
+            !state.has_outgoing(),
+            "a broker without our state would take any sequence"
+        );
+        assert!(state.next_outgoing().is_none());
+        state.on_acked(first.sequence, 0);
+        let second = state.next_outgoing().unwrap();
+        assert!(state.next_outgoing().is_some(), "confirmed: pipelined");
+        state.on_retriable_failure(second.sequence);
+        assert!(state.next_outgoing().is_none(), "the third is still out");
     }
 
     #[test]
@@ -374,8 +415,8 @@ mod tests {
 
     #[test]
     fn at_most_five_batches_hold_sequences() {
-        let mut state = PartitionState::new(0);
-        state.accept((0..7).map(|i| fetched(i, 1)).collect(), 7);
+        let mut state = confirmed_at(0);
+        state.accept((1..8).map(|i| fetched(i, 1)).collect(), 8);
         let sent: Vec<_> = std::iter::from_fn(|| state.next_outgoing()).collect();
         assert_eq!(sent.len(), MAX_UNSETTLED_BATCHES);
         assert!(!state.has_outgoing());
@@ -385,8 +426,8 @@ mod tests {
 
     #[test]
     fn failed_sends_are_retried_in_order_with_their_sequences_after_the_rest_settle() {
-        let mut state = PartitionState::new(0);
-        state.accept(vec![fetched(0, 1), fetched(1, 1), fetched(2, 1)], 3);
+        let mut state = confirmed_at(0);
+        state.accept(vec![fetched(1, 1), fetched(2, 1), fetched(3, 1)], 4);
         let a = state.next_outgoing().unwrap();
         let b = state.next_outgoing().unwrap();
         let c = state.next_outgoing().unwrap();
@@ -396,19 +437,22 @@ mod tests {
         state.on_retriable_failure(c.sequence);
 
         let retry_a = state.next_outgoing().unwrap();
-        let retry_c = state.next_outgoing().unwrap();
         assert_eq!(retry_a.sequence, a.sequence);
+        assert!(
+            state.next_outgoing().is_none(),
+            "after a failure, one at a time until the target confirms"
+        );
+        assert!(!state.is_first_unsettled(c.sequence));
+        state.on_acked(retry_a.sequence, 10);
+        assert_eq!(state.progress(), 3);
+        let retry_c = state.next_outgoing().unwrap();
         assert_eq!(
             retry_c.sequence, c.sequence,
             "b is acked and not sent again"
         );
-        assert!(state.next_outgoing().is_none());
-        assert!(!state.is_first_unsettled(retry_c.sequence));
-        state.on_acked(retry_a.sequence, 10);
-        assert_eq!(state.progress(), 2);
         assert!(state.is_first_unsettled(retry_c.sequence));
         state.on_acked(retry_c.sequence, 12);
-        assert_eq!(state.progress(), 3);
+        assert_eq!(state.progress(), 4);
     }
 
     #[test]
