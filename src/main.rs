@@ -117,8 +117,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     format!("flow {}: reading the source's topics", flow.name())
                 })?;
                 if plan.topics.is_empty() {
-                    tracing::warn!(flow = %flow.name(), "no source topic matches this flow's topics setting; nothing to mirror");
-                    continue;
+                    match flow.refresh_topics {
+                        Some(interval) => tracing::warn!(flow = %flow.name(),
+                            "no source topic matches this flow's topics setting yet; looking again every {}s", interval.as_secs()),
+                        None => {
+                            tracing::warn!(flow = %flow.name(),
+                                "no source topic matches this flow's topics setting, and refresh.topics.enabled is false: nothing to mirror");
+                            continue;
+                        }
+                    }
                 }
                 let spec = strait::run::flow_spec(&config, flow, &plan)?;
                 let runner = FlowRunner::prepare(spec)

@@ -1,10 +1,11 @@
 //! From a loaded configuration to running flows: connection settings per cluster, the
 //! topic plan of each flow, and the flow runners.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{ClusterConfig, FlowConfig, MirrorConfig};
-use crate::engine::{ClusterEndpoint, EngineError, FlowSpec, TopicRoute};
+use crate::engine::{ClusterEndpoint, Discovery, EngineError, FlowSpec, TopicRoute, TopicSelector};
 use crate::plan::{plan_flow, FlowPlan, SourceTopic};
 use crate::wire::{ClusterClient, ConnectionConfig, SocketOptions, Transport, WireError};
 
@@ -85,5 +86,26 @@ pub fn flow_spec(
     spec.status_interval = config.status_interval;
     spec.commit_interval = config.progress_commit_interval;
     spec.replication_factor = (flow.replication_factor > 0).then_some(flow.replication_factor);
+    spec.discovery = flow.refresh_topics.map(|interval| {
+        let flow = flow.clone();
+        let select: TopicSelector = Arc::new(move |topics: &[(String, i32)]| {
+            let topics: Vec<SourceTopic> = topics
+                .iter()
+                .map(|(name, partitions)| SourceTopic {
+                    name: name.clone(),
+                    partitions: *partitions,
+                })
+                .collect();
+            plan_flow(&flow, &topics)
+                .topics
+                .into_iter()
+                .map(|t| TopicRoute {
+                    source: t.source,
+                    target: t.target,
+                })
+                .collect()
+        });
+        Discovery { interval, select }
+    });
     Ok(spec)
 }

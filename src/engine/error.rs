@@ -2,6 +2,7 @@
 
 use kafka_protocol::error::ResponseError;
 
+use crate::topology::TopologyError;
 use crate::wire::WireError;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +43,12 @@ pub enum EngineError {
     },
     #[error("source topic {topic} is not on cluster {cluster} — check the flow's topics setting")]
     MissingSourceTopic { cluster: String, topic: String },
-    #[error("target topic {topic} on cluster {cluster} has {target} partitions but the source has {source_partitions}: partitions {missing} have nowhere to go — add partitions on the target (kafka-topics --alter --partitions {source_partitions})")]
-    TooFewTargetPartitions {
-        cluster: String,
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error("could not add partitions to target topic {topic}: {source}")]
+    GrowTopic {
         topic: String,
-        target: i32,
-        source_partitions: i32,
-        missing: String,
+        #[source]
+        source: TopologyError,
     },
 }

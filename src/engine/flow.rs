@@ -2,7 +2,7 @@
 //! produces, metadata refreshes and progress commits as futures whose completions come
 //! back to this one task. The decisions live in the pure modules beside it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::batch::{patch, AbortedTransactions, ProducerStamp};
@@ -24,13 +24,15 @@ use crate::wire::{
 };
 
 use super::error::EngineError;
+use super::events::{FlowEvent, RouteInfo};
 use super::ingest::ingest;
 use super::outcome::{
     advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome,
 };
 use super::partition::PartitionState;
+use super::routes::{Prepared, RouteSetup};
 use super::setup::{self, ProducerIdentity};
-use super::spec::{list_offsets_timestamp, FlowSpec};
+use super::spec::{FlowSpec, StartPosition, TopicRoute};
 use super::stats::{status_line, FlowCounters, StatusSample};
 
 /// Largest produce request strait builds; brokers drop connections over
@@ -48,6 +50,8 @@ struct Route {
     source_id: Uuid,
     target_id: Uuid,
     max_batch_bytes: usize,
+    /// The source topic was deleted: its partitions stopped, the target topic is kept.
+    retired: bool,
 }
 
 struct Slot {
@@ -63,11 +67,12 @@ struct Slot {
     fetch_failures: u32,
     produce_failures: u32,
     stopped: Option<String>,
+    retired: bool,
 }
 
 impl Slot {
     fn is_live(&self) -> bool {
-        self.stopped.is_none()
+        self.stopped.is_none() && !self.retired
     }
 }
 
@@ -95,6 +100,8 @@ enum Completion {
         slot: usize,
         result: Result<(i64, i64), EngineError>,
     },
+    Discovered(Result<Arc<MetadataSnapshot>, WireError>),
+    Prepared(Result<Prepared, EngineError>),
 }
 
 /// What a flow did, returned when it stops.
@@ -108,6 +115,7 @@ pub struct FlowRunner {
     spec: FlowSpec,
     source: ClusterClient,
     target: ClusterClient,
+    setup: RouteSetup,
     routes: Vec<Route>,
     slots: Vec<Slot>,
     by_source_name: HashMap<String, usize>,
@@ -122,6 +130,7 @@ pub struct FlowRunner {
     produces_in_flight: HashMap<i32, usize>,
     metadata_wanted: bool,
     metadata_running: bool,
+    discovery_running: bool,
     commit_running: bool,
     committed: Vec<i64>,
     buffered_bytes: usize,
@@ -129,13 +138,14 @@ pub struct FlowRunner {
     backoff: Backoff,
     fetch_rotation: usize,
     tasks: FuturesUnordered<BoxFuture<'static, Completion>>,
+    events: Option<mpsc::UnboundedSender<FlowEvent>>,
+    routes_tx: watch::Sender<Vec<RouteInfo>>,
 }
 
 impl FlowRunner {
     /// Connects both clusters, creates missing target topics, takes a producer identity
     /// and finds each partition's start offset.
     pub async fn prepare(spec: FlowSpec) -> Result<FlowRunner, EngineError> {
-        let flow = spec.name();
         let source = ClusterClient::new(
             &spec.source.alias,
             spec.source.bootstrap.clone(),
@@ -146,176 +156,36 @@ impl FlowRunner {
             spec.target.bootstrap.clone(),
             spec.target.connection.clone(),
         );
-
-        let source_topics: Vec<String> = spec.topics.iter().map(|t| t.source.clone()).collect();
-        let target_topics: Vec<String> = spec.topics.iter().map(|t| t.target.clone()).collect();
-        let source_meta = source.refresh_metadata(Some(source_topics.clone())).await?;
-
-        let mut missing = Vec::new();
-        let mut source_partitions = HashMap::new();
-        for route in &spec.topics {
-            let topic = source_meta
-                .topics
-                .get(&route.source)
-                .filter(|t| t.error.is_none())
-                .ok_or_else(|| EngineError::MissingSourceTopic {
-                    cluster: spec.source.alias.clone(),
-                    topic: route.source.clone(),
-                })?;
-            source_partitions.insert(route.source.clone(), topic.partitions.len() as i32);
-        }
-        let target_meta = target.refresh_metadata(Some(target_topics.clone())).await?;
-        for route in &spec.topics {
-            let wanted = source_partitions[&route.source];
-            match target_meta
-                .topics
-                .get(&route.target)
-                .filter(|t| t.error.is_none())
-            {
-                None => missing.push((route.target.clone(), wanted)),
-                Some(existing) => {
-                    let have = existing.partitions.len() as i32;
-                    if have < wanted {
-                        return Err(EngineError::TooFewTargetPartitions {
-                            cluster: spec.target.alias.clone(),
-                            topic: route.target.clone(),
-                            target: have,
-                            source_partitions: wanted,
-                            missing: format!("{have}..{}", wanted - 1),
-                        });
-                    }
-                    if have > wanted {
-                        tracing::warn!(%flow, topic = %route.target, target_partitions = have, source_partitions = wanted,
-                            "target topic has more partitions than the source; the extra ones receive nothing");
-                    }
-                }
-            }
-        }
-        setup::create_missing_topics(&target, &missing, spec.replication_factor).await?;
-        let target_meta = if missing.is_empty() {
-            target_meta
-        } else {
-            wait_for_topics(&target, &target_topics).await?
+        let setup = RouteSetup {
+            flow: spec.name(),
+            source: source.clone(),
+            target: target.clone(),
+            progress_group: spec.progress_group(),
+            replication_factor: spec.replication_factor,
         };
-        let limits = setup::max_message_bytes(&target, &target_topics).await?;
-        let producer = setup::init_producer_id(&target).await?;
-
-        let mut routes = Vec::new();
-        for route in &spec.topics {
-            routes.push(Route {
-                source: route.source.clone(),
-                target: route.target.clone(),
-                source_id: source_meta.topics[&route.source].topic_id,
-                target_id: target_meta.topics[&route.target].topic_id,
-                max_batch_bytes: limits
-                    .get(&route.target)
-                    .copied()
-                    .unwrap_or(setup::DEFAULT_MAX_MESSAGE_BYTES),
+        let prepared = setup
+            .prepare(&spec.topics, &HashSet::new(), spec.start)
+            .await?;
+        if let Some(topic) = prepared.vanished.first() {
+            return Err(EngineError::MissingSourceTopic {
+                cluster: spec.source.alias.clone(),
+                topic: topic.clone(),
             });
         }
-
-        let mut wanted_progress: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for route in &routes {
-            let partitions: Vec<i32> = source_meta.topics[&route.source]
-                .partitions
-                .keys()
-                .copied()
-                .collect();
-            wanted_progress.insert(route.target.clone(), partitions);
-        }
-        let group = spec.progress_group();
-        let progress = setup::fetch_progress(&target, &group, &wanted_progress).await?;
-
-        let mut need_start: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
-        for route in &routes {
-            for (partition, meta) in &source_meta.topics[&route.source].partitions {
-                if !progress.contains_key(&(route.target.clone(), *partition)) {
-                    need_start
-                        .entry(meta.leader)
-                        .or_default()
-                        .push((route.source.clone(), *partition));
-                }
-            }
-        }
-        let mut starts =
-            setup::list_offsets(&source, &need_start, list_offsets_timestamp(spec.start)).await?;
-        let beyond_end: HashMap<i32, Vec<(String, i32)>> = {
-            let mut beyond: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
-            for ((topic, partition), offset) in &starts {
-                if setup::needs_log_end(*offset) {
-                    let leader = source_meta.topics[topic].partitions[partition].leader;
-                    beyond
-                        .entry(leader)
-                        .or_default()
-                        .push((topic.clone(), *partition));
-                }
-            }
-            beyond
-        };
-        if !beyond_end.is_empty() {
-            starts.extend(setup::list_offsets(&source, &beyond_end, -1).await?);
-        }
-
-        let now = Instant::now();
-        let mut slots = Vec::new();
-        let mut slot_index = HashMap::new();
-        for (route_index, route) in routes.iter().enumerate() {
-            for (partition, meta) in &source_meta.topics[&route.source].partitions {
-                let start = progress
-                    .get(&(route.target.clone(), *partition))
-                    .copied()
-                    .or_else(|| starts.get(&(route.source.clone(), *partition)).copied())
-                    .unwrap_or(0);
-                tracing::info!(%flow, topic = %route.source, partition, start, "partition starts");
-                slot_index.insert((route_index, *partition), slots.len());
-                slots.push(Slot {
-                    route: route_index,
-                    partition: *partition,
-                    state: PartitionState::new(start),
-                    source_leader: Some(meta.leader).filter(|l| *l >= 0),
-                    target_leader: target_meta.topics[&route.target]
-                        .partitions
-                        .get(partition)
-                        .map(|p| p.leader)
-                        .filter(|l| *l >= 0),
-                    fetching: false,
-                    larger_fetch: false,
-                    fetch_not_before: now,
-                    produce_not_before: now,
-                    fetch_failures: 0,
-                    produce_failures: 0,
-                    stopped: None,
-                });
-            }
-        }
-        let committed = slots.iter().map(|s| s.state.progress()).collect();
-        Ok(FlowRunner {
-            by_source_name: routes
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (r.source.clone(), i))
-                .collect(),
-            by_source_id: routes
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (r.source_id, i))
-                .collect(),
-            by_target_name: routes
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (r.target.clone(), i))
-                .collect(),
-            by_target_id: routes
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (r.target_id, i))
-                .collect(),
+        let producer = setup::init_producer_id(&target).await?;
+        let (routes_tx, _) = watch::channel(Vec::new());
+        let mut runner = FlowRunner {
             spec,
             source,
             target,
-            routes,
-            slots,
-            slot_index,
+            setup,
+            routes: Vec::new(),
+            slots: Vec::new(),
+            by_source_name: HashMap::new(),
+            by_source_id: HashMap::new(),
+            by_target_name: HashMap::new(),
+            by_target_id: HashMap::new(),
+            slot_index: HashMap::new(),
             producer,
             producer_reset_wanted: false,
             producer_reset_running: false,
@@ -323,14 +193,108 @@ impl FlowRunner {
             produces_in_flight: HashMap::new(),
             metadata_wanted: false,
             metadata_running: false,
+            discovery_running: false,
             commit_running: false,
-            committed,
+            committed: Vec::new(),
             buffered_bytes: 0,
             counters: FlowCounters::default(),
             backoff: Backoff::default(),
             fetch_rotation: 0,
             tasks: FuturesUnordered::new(),
-        })
+            events: None,
+            routes_tx,
+        };
+        runner.integrate(prepared);
+        Ok(runner)
+    }
+
+    /// Events of every batch that lands on the target, in source order per partition,
+    /// for offset translation. Call before `run`.
+    pub fn subscribe(&mut self) -> mpsc::UnboundedReceiver<FlowEvent> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.events = Some(sender);
+        receiver
+    }
+
+    /// The topics being mirrored, updated as discovery adds or retires them.
+    pub fn routes(&self) -> watch::Receiver<Vec<RouteInfo>> {
+        self.routes_tx.subscribe()
+    }
+
+    fn publish_routes(&self) {
+        let mut partitions: HashMap<usize, i32> = HashMap::new();
+        for slot in &self.slots {
+            *partitions.entry(slot.route).or_default() += 1;
+        }
+        let routes = self
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, route)| !route.retired)
+            .map(|(index, route)| RouteInfo {
+                source: route.source.clone(),
+                target: route.target.clone(),
+                partitions: partitions.get(&index).copied().unwrap_or(0),
+            })
+            .collect();
+        self.routes_tx.send_replace(routes);
+    }
+
+    /// Adds prepared topics and partitions; a topic already known keeps its place.
+    fn integrate(&mut self, prepared: Prepared) {
+        let now = Instant::now();
+        for route in prepared.routes {
+            match self.by_source_name.get(&route.source) {
+                Some(&index) => self.routes[index].max_batch_bytes = route.max_batch_bytes,
+                None => {
+                    let index = self.routes.len();
+                    self.by_source_name.insert(route.source.clone(), index);
+                    self.by_source_id.insert(route.source_id, index);
+                    self.by_target_name.insert(route.target.clone(), index);
+                    self.by_target_id.insert(route.target_id, index);
+                    self.routes.push(Route {
+                        source: route.source,
+                        target: route.target,
+                        source_id: route.source_id,
+                        target_id: route.target_id,
+                        max_batch_bytes: route.max_batch_bytes,
+                        retired: false,
+                    });
+                }
+            }
+        }
+        for partition in prepared.partitions {
+            let route = self.by_source_name[&partition.source_topic];
+            if self.slot_index.contains_key(&(route, partition.partition)) {
+                continue;
+            }
+            tracing::info!(
+                flow = %self.spec.name(),
+                topic = %partition.source_topic,
+                partition = partition.partition,
+                start = partition.start,
+                "partition starts"
+            );
+            self.slot_index
+                .insert((route, partition.partition), self.slots.len());
+            self.committed.push(partition.start);
+            self.slots.push(Slot {
+                route,
+                partition: partition.partition,
+                state: PartitionState::new(partition.start),
+                source_leader: partition.source_leader,
+                target_leader: partition.target_leader,
+                fetching: false,
+                larger_fetch: false,
+                fetch_not_before: now,
+                produce_not_before: now,
+                fetch_failures: 0,
+                produce_failures: 0,
+                stopped: None,
+                retired: false,
+            });
+        }
+        self.publish_routes();
     }
 
     /// Copies until `shutdown` turns true, then drains what is in flight and commits.
@@ -341,6 +305,13 @@ impl FlowRunner {
         let mut commit_timer = tokio::time::interval(self.spec.commit_interval);
         commit_timer.tick().await;
         let mut wake = tokio::time::interval(Duration::from_millis(50));
+        let discovery_period = self
+            .spec
+            .discovery
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |d| d.interval);
+        let mut discovery_timer = tokio::time::interval(discovery_period);
+        discovery_timer.tick().await;
         let mut previous = self.counters.clone();
         let mut previous_at = Instant::now();
         let mut draining_since: Option<Instant> = None;
@@ -372,6 +343,7 @@ impl FlowRunner {
                     previous_at = Instant::now();
                 }
                 _ = commit_timer.tick() => self.launch_commit(),
+                _ = discovery_timer.tick(), if draining_since.is_none() => self.launch_discovery(),
                 _ = shutdown.changed() => {}
                 _ = wake.tick() => {}
             }
@@ -411,7 +383,7 @@ impl FlowRunner {
 
     fn sample(&self) -> StatusSample {
         let mut lag = Some(0);
-        for slot in &self.slots {
+        for slot in self.slots.iter().filter(|s| !s.retired) {
             lag = match (lag, slot.state.lag()) {
                 (Some(total), Some(l)) => Some(total + l),
                 _ => None,
@@ -420,8 +392,8 @@ impl FlowRunner {
         StatusSample {
             counters: self.counters.clone(),
             lag_records: lag,
-            partitions: self.slots.len(),
-            failed_partitions: self.slots.iter().filter(|s| !s.is_live()).count(),
+            partitions: self.slots.iter().filter(|s| !s.retired).count(),
+            failed_partitions: self.slots.iter().filter(|s| s.stopped.is_some()).count(),
         }
     }
 
@@ -616,6 +588,108 @@ impl FlowRunner {
         }
     }
 
+    fn launch_discovery(&mut self) {
+        if self.spec.discovery.is_none() || self.discovery_running {
+            return;
+        }
+        self.discovery_running = true;
+        let source = self.source.clone();
+        self.tasks.push(Box::pin(async move {
+            Completion::Discovered(source.refresh_metadata(None).await)
+        }));
+    }
+
+    /// Compares the source's topics with what runs: new topics and partitions are
+    /// prepared in the background, deleted topics retire.
+    fn on_discovered(&mut self, result: Result<Arc<MetadataSnapshot>, WireError>) {
+        let Some(discovery) = self.spec.discovery.clone() else {
+            self.discovery_running = false;
+            return;
+        };
+        let metadata = match result {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                tracing::warn!(flow = %self.spec.name(), %error, "topic refresh failed; trying again at the next refresh");
+                self.discovery_running = false;
+                return;
+            }
+        };
+        let topics: Vec<(String, i32)> = metadata
+            .topics
+            .iter()
+            .filter(|(_, t)| t.error.is_none())
+            .map(|(name, t)| (name.clone(), t.partitions.len() as i32))
+            .collect();
+        for index in 0..self.routes.len() {
+            let route = &self.routes[index];
+            if !route.retired && !metadata.topics.contains_key(&route.source) {
+                let topic = route.source.clone();
+                self.retire(&topic);
+            }
+        }
+        let running: HashMap<&str, i32> = {
+            let mut counts: HashMap<&str, i32> = HashMap::new();
+            for slot in &self.slots {
+                *counts
+                    .entry(self.routes[slot.route].source.as_str())
+                    .or_default() += 1;
+            }
+            counts
+        };
+        let wanted: Vec<TopicRoute> = (discovery.select)(&topics)
+            .into_iter()
+            .filter(|route| {
+                let partitions = topics
+                    .iter()
+                    .find(|(name, _)| *name == route.source)
+                    .map_or(0, |(_, n)| *n);
+                partitions > running.get(route.source.as_str()).copied().unwrap_or(0)
+            })
+            .collect();
+        if wanted.is_empty() {
+            self.discovery_running = false;
+            return;
+        }
+        for route in &wanted {
+            tracing::info!(flow = %self.spec.name(), topic = %route.source, remote = %route.target,
+                "new source topic or partitions found; preparing them");
+        }
+        let running: HashSet<(String, i32)> = self
+            .slots
+            .iter()
+            .map(|slot| (self.routes[slot.route].source.clone(), slot.partition))
+            .collect();
+        let setup = self.setup.clone();
+        self.tasks.push(Box::pin(async move {
+            // Topics and partitions that appear while running start at their beginning.
+            let result = setup
+                .prepare(&wanted, &running, StartPosition::Earliest)
+                .await;
+            Completion::Prepared(result)
+        }));
+    }
+
+    /// A source topic was deleted: its partitions stop; the target topic is kept.
+    fn retire(&mut self, source_topic: &str) {
+        let Some(&index) = self.by_source_name.get(source_topic) else {
+            return;
+        };
+        if self.routes[index].retired {
+            return;
+        }
+        self.routes[index].retired = true;
+        for slot in self.slots.iter_mut().filter(|s| s.route == index) {
+            slot.retired = true;
+        }
+        tracing::warn!(
+            flow = %self.spec.name(),
+            topic = %source_topic,
+            remote = %self.routes[index].target,
+            "source topic was deleted: its mirroring stopped; the target topic is kept"
+        );
+        self.publish_routes();
+    }
+
     fn progress_to_commit(&self) -> (ProgressOffsets, Vec<(usize, i64)>) {
         let mut offsets: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
         let mut committed = Vec::new();
@@ -668,6 +742,14 @@ impl FlowRunner {
                     Ok(()) => {
                         for (index, offset) in committed {
                             self.committed[index] = offset;
+                            if let Some(events) = &self.events {
+                                let slot = &self.slots[index];
+                                let _ = events.send(FlowEvent::Committed {
+                                    source_topic: self.routes[slot.route].source.as_str().into(),
+                                    partition: slot.partition,
+                                    next_source_offset: offset,
+                                });
+                            }
                         }
                     }
                     Err(error) => {
@@ -693,6 +775,20 @@ impl FlowRunner {
                 }
             }
             Completion::LogBounds { slot, result } => self.on_log_bounds(slot, result),
+            Completion::Discovered(result) => self.on_discovered(result),
+            Completion::Prepared(result) => {
+                self.discovery_running = false;
+                match result {
+                    Ok(prepared) => {
+                        for topic in &prepared.vanished {
+                            self.retire(topic);
+                        }
+                        self.integrate(prepared);
+                    }
+                    Err(error) => tracing::warn!(flow = %self.spec.name(), %error,
+                        "could not prepare newly found topics; trying again at the next refresh"),
+                }
+            }
         }
     }
 
@@ -986,6 +1082,16 @@ impl FlowRunner {
                 self.counters.records += settled.records;
                 self.counters.bytes += settled.bytes;
                 self.counters.batches += settled.mapped.len() as u64;
+                if let (Some(events), false) = (&self.events, settled.mapped.is_empty()) {
+                    let slot = &self.slots[index];
+                    let route = &self.routes[slot.route];
+                    let _ = events.send(FlowEvent::Mapped {
+                        source_topic: route.source.as_str().into(),
+                        target_topic: route.target.as_str().into(),
+                        partition: slot.partition,
+                        batches: settled.mapped,
+                    });
+                }
             }
             ProduceOutcome::Retry {
                 error,
@@ -1024,25 +1130,6 @@ impl FlowRunner {
                 );
             }
         }
-    }
-}
-
-async fn wait_for_topics(
-    target: &ClusterClient,
-    topics: &[String],
-) -> Result<Arc<MetadataSnapshot>, EngineError> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let meta = target.refresh_metadata(Some(topics.to_vec())).await?;
-        let ready = topics.iter().all(|t| {
-            meta.topics
-                .get(t)
-                .is_some_and(|m| m.error.is_none() && m.partitions.values().all(|p| p.leader >= 0))
-        });
-        if ready || Instant::now() > deadline {
-            return Ok(meta);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -120,6 +120,7 @@ fn take_v2(
             out.items.push(Fetched::Batch {
                 batch: verified,
                 first_source_offset,
+                source_offsets: None,
                 resume_at,
             });
         }
@@ -180,6 +181,7 @@ fn push_rebuilt(
         out.items.push(Fetched::Batch {
             batch: VerifiedBatch::verify(piece.batch)?,
             first_source_offset: first,
+            source_offsets: Some(piece.source_offsets.into()),
             resume_at: piece_resume,
         });
     }

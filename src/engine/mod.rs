@@ -2,17 +2,20 @@
 //! driver that runs them against two clusters.
 
 mod error;
+mod events;
 mod flow;
 mod ingest;
 mod outcome;
 mod partition;
+mod routes;
 mod setup;
 mod spec;
 mod stats;
 
 pub use error::EngineError;
+pub use events::{FlowEvent, RouteInfo};
 pub use flow::{FlowReport, FlowRunner};
 pub use ingest::{ingest, IngestError, Ingested};
-pub use partition::{Fetched, PartitionState, MAX_UNSETTLED_BATCHES};
-pub use spec::{ClusterEndpoint, FlowSpec, StartPosition, TopicRoute};
+pub use partition::{Fetched, MappedBatch, PartitionState, MAX_UNSETTLED_BATCHES};
+pub use spec::{ClusterEndpoint, Discovery, FlowSpec, StartPosition, TopicRoute, TopicSelector};
 pub use stats::{human_bytes, FlowCounters};

@@ -3,6 +3,7 @@
 //! fetch results and produce outcomes.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::batch::VerifiedBatch;
 
@@ -23,6 +24,9 @@ pub enum Fetched {
     Batch {
         batch: VerifiedBatch,
         first_source_offset: i64,
+        /// The source offset of each record when they are not consecutive (a rebuilt
+        /// batch from a compacted topic); None: consecutive from `first_source_offset`.
+        source_offsets: Option<Arc<[i64]>>,
         resume_at: i64,
     },
     /// Source offsets that produce nothing on the target (control batches, aborted
@@ -45,7 +49,9 @@ enum Status {
 struct Entry {
     batch: Option<VerifiedBatch>,
     first_source_offset: i64,
+    source_offsets: Option<Arc<[i64]>>,
     resume_at: i64,
+    target_base_offset: i64,
     sequence: Option<i32>,
     status: Status,
 }
@@ -67,13 +73,25 @@ pub struct Outgoing {
     pub first_source_offset: i64,
 }
 
+/// Where one batch landed on the target, reported in source order once every batch
+/// before it has landed too: what an offset map is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedBatch {
+    pub first_source_offset: i64,
+    /// -1 when the broker answered a duplicate without the original offset.
+    pub target_base_offset: i64,
+    pub records: i32,
+    pub source_offsets: Option<Arc<[i64]>>,
+    /// The next source offset after this batch and any dropped offsets behind it.
+    pub resume_at: i64,
+}
+
 /// What an acknowledgement settled, for statistics and the offset map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settled {
     pub records: u64,
     pub bytes: u64,
-    /// (first source offset, target base offset, record count) per acknowledged batch.
-    pub mapped: Vec<(i64, i64, i32)>,
+    pub mapped: Vec<MappedBatch>,
 }
 
 #[derive(Debug)]
@@ -141,13 +159,16 @@ impl PartitionState {
                 Fetched::Batch {
                     batch,
                     first_source_offset,
+                    source_offsets,
                     resume_at,
                 } => {
                     self.buffered_bytes += batch.len();
                     self.window.push_back(Entry {
                         batch: Some(batch),
                         first_source_offset,
+                        source_offsets,
                         resume_at,
+                        target_base_offset: -1,
                         sequence: None,
                         status: Status::Queued,
                     });
@@ -177,6 +198,15 @@ impl PartitionState {
             let bytes = entry.bytes();
             self.buffered_bytes -= bytes;
             settled.bytes += bytes as u64;
+            let records = entry.batch.as_ref().map_or(0, |b| b.records_count());
+            settled.records += records as u64;
+            settled.mapped.push(MappedBatch {
+                first_source_offset: entry.first_source_offset,
+                target_base_offset: entry.target_base_offset,
+                records,
+                source_offsets: entry.source_offsets,
+                resume_at: entry.resume_at,
+            });
         }
         settled
     }
@@ -252,12 +282,9 @@ impl PartitionState {
             return Settled::default();
         };
         entry.status = Status::Acked;
-        let records = entry.batch.as_ref().map_or(0, |b| b.records_count());
-        let first = entry.first_source_offset;
+        entry.target_base_offset = target_base_offset;
         self.confirmed = true;
-        let mut settled = self.settle_prefix();
-        settled.records += records as u64;
-        settled.mapped.push((first, target_base_offset, records));
+        let settled = self.settle_prefix();
         self.requeue_failed_when_settled();
         settled
     }
@@ -342,6 +369,7 @@ mod tests {
         Fetched::Batch {
             batch: batch_with(base, records),
             first_source_offset: base,
+            source_offsets: None,
             resume_at: base + records as i64,
         }
     }
@@ -370,7 +398,24 @@ mod tests {
         assert_eq!(state.progress(), 100);
         let settled = state.on_acked(1, 50);
         assert_eq!(state.progress(), 105);
-        assert_eq!(settled.mapped, vec![(100, 50, 3)]);
+        let mapped: Vec<_> = settled
+            .mapped
+            .iter()
+            .map(|m| {
+                (
+                    m.first_source_offset,
+                    m.target_base_offset,
+                    m.records,
+                    m.resume_at,
+                )
+            })
+            .collect();
+        assert_eq!(
+            mapped,
+            vec![(100, 50, 3, 103), (103, 53, 2, 105)],
+            "in source order"
+        );
+        assert_eq!(settled.records, 5);
         assert!(state.is_idle());
         assert_eq!(state.buffered_bytes(), 0);
     }

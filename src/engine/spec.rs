@@ -1,5 +1,6 @@
 //! What a flow runner needs to know, independent of how it was configured.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::config::StartPosition;
@@ -28,6 +29,24 @@ pub struct TopicRoute {
     pub target: String,
 }
 
+/// Chooses the topics to mirror from the source's topics and partition counts.
+pub type TopicSelector = Arc<dyn Fn(&[(String, i32)]) -> Vec<TopicRoute> + Send + Sync>;
+
+/// Finding new source topics (and partitions) while running.
+#[derive(Clone)]
+pub struct Discovery {
+    pub interval: Duration,
+    pub select: TopicSelector,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery")
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FlowSpec {
     pub source: ClusterEndpoint,
@@ -44,6 +63,8 @@ pub struct FlowSpec {
     pub commit_interval: Duration,
     /// Replication factor of topics strait creates on the target; None: the broker's default.
     pub replication_factor: Option<i16>,
+    /// None: mirror `topics` only.
+    pub discovery: Option<Discovery>,
 }
 
 impl FlowSpec {
@@ -75,6 +96,7 @@ impl FlowSpec {
             status_interval: Duration::from_secs(10),
             commit_interval: Duration::from_secs(5),
             replication_factor: None,
+            discovery: None,
         }
     }
 }

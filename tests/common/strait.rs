@@ -44,19 +44,28 @@ impl FlowFile {
 
     pub fn render(&self) -> String {
         let topics: Vec<String> = self.topics.iter().map(|t| regex_escape(t)).collect();
+        let topics_line = if topics.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "{}->{}.topics = {}\n",
+                self.source_alias,
+                self.target_alias,
+                topics.join(", ")
+            )
+        };
         let mut text = format!(
             "clusters = {src}, {dst}\n\
              {src}.bootstrap.servers = {src_bootstrap}\n\
              {dst}.bootstrap.servers = {dst_bootstrap}\n\
              {src}->{dst}.enabled = true\n\
-             {src}->{dst}.topics = {topics}\n\
+             {topics_line}\
              replication.factor = 1\n\
              strait.status.interval.seconds = 1\n",
             src = self.source_alias,
             dst = self.target_alias,
             src_bootstrap = self.source.bootstrap(),
             dst_bootstrap = self.target.bootstrap(),
-            topics = topics.join(", "),
         );
         for line in &self.extra {
             text.push_str(line);
