@@ -1,0 +1,216 @@
+//! Consumer failover against real brokers: a group that read part of a topic on the
+//! source resumes on the target after a checkpoint, reading exactly what it had not
+//! read; MM2's own tools read strait's checkpoints; heartbeats; taking over from MM2.
+//! The oracle is librdkafka (consumers and their committed offsets) and MM2's jars.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn group_consumer(cluster: Cluster, group: &str) -> BaseConsumer {
+    cluster
+        .client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("create consumer")
+}
+
+fn assign(consumer: &BaseConsumer, topic: &str, partitions: i32, offset: Offset) {
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, offset)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+}
+
+/// (partition, key) of each record a group member reads.
+type Read = Vec<(i32, String)>;
+
+fn key_of(message: &rdkafka::message::BorrowedMessage<'_>) -> String {
+    String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned()
+}
+
+/// Group `group` reads the first `take[p]` records of each partition of `topic` on the
+/// source and commits its position.
+fn read_part_and_commit(topic: &str, group: &str, take: &[usize]) -> Read {
+    let consumer = group_consumer(Cluster::Source, group);
+    assign(&consumer, topic, take.len() as i32, Offset::Beginning);
+    let mut read: Read = Vec::new();
+    let mut counts = vec![0usize; take.len()];
+    let mut paused = BTreeSet::new();
+    let started = Instant::now();
+    while paused.len() < take.len() {
+        assert!(started.elapsed() < LIMIT, "the source group read {counts:?} of {take:?}");
+        let Some(result) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = match result {
+            Ok(message) => message,
+            Err(KafkaError::PartitionEOF(_)) => continue,
+            Err(error) => panic!("reading {topic} on the source: {error}"),
+        };
+        let partition = message.partition() as usize;
+        if counts[partition] >= take[partition] {
+            continue;
+        }
+        counts[partition] += 1;
+        read.push((message.partition(), key_of(&message)));
+        // The position to commit is after the last record taken, so the message is
+        // stored here, not by librdkafka on every poll.
+        consumer.store_offset_from_message(&message).unwrap();
+        if counts[partition] == take[partition] {
+            let mut pause = TopicPartitionList::new();
+            pause.add_partition(topic, partition as i32);
+            consumer.pause(&pause).unwrap();
+            paused.insert(partition);
+        }
+    }
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    read
+}
+
+/// What group `group` reads on `cluster` from its committed offsets to the end.
+fn read_rest(cluster: Cluster, topic: &str, group: &str, partitions: i32) -> Read {
+    let consumer = group_consumer(cluster, group);
+    assign(&consumer, topic, partitions, Offset::Stored);
+    let mut unfinished: BTreeSet<i32> = (0..partitions).collect();
+    let mut read = Vec::new();
+    let started = Instant::now();
+    while !unfinished.is_empty() {
+        assert!(started.elapsed() < LIMIT, "{topic}: partitions {unfinished:?} never reached their end");
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Ok(message)) => read.push((message.partition(), key_of(&message))),
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                unfinished.remove(&partition);
+            }
+            Some(Err(error)) => panic!("reading {topic} on {cluster:?}: {error}"),
+        }
+    }
+    read
+}
+
+/// The offsets `group` has committed for `topic` on `cluster`.
+fn committed(cluster: Cluster, topic: &str, group: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer = group_consumer(cluster, group);
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some((e.partition(), offset)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failover_flow(topics: &[&str]) -> FlowFile {
+    let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, topics);
+    flow.extra.extend(
+        [
+            "emit.checkpoints.interval.seconds = 1",
+            "sync.group.offsets.enabled = true",
+            "sync.group.offsets.interval.seconds = 1",
+            "emit.heartbeats.interval.seconds = 1",
+            "checkpoints.topic.replication.factor = 1",
+            "heartbeats.topic.replication.factor = 1",
+            "offset-syncs.topic.replication.factor = 1",
+            "offset.flush.interval.ms = 1000",
+        ]
+        .map(String::from),
+    );
+    flow
+}
+
+/// Every record the source group read plus every record the target group read is
+/// the source topic, each record once.
+fn assert_exact_failover(topic: &str, before: &Read, after: &Read) {
+    let source: Vec<(i32, String)> = read_topic(Cluster::Source, topic)
+        .into_iter()
+        .map(|r| (r.partition, String::from_utf8_lossy(r.key.as_deref().unwrap()).into_owned()))
+        .collect();
+    let mut seen: BTreeMap<&(i32, String), usize> = BTreeMap::new();
+    for record in before.iter().chain(after) {
+        *seen.entry(record).or_default() += 1;
+    }
+    let duplicates: Vec<_> = seen.iter().filter(|(_, &n)| n > 1).collect();
+    let missing: Vec<_> = source.iter().filter(|r| !seen.contains_key(r)).collect();
+    assert!(
+        duplicates.is_empty() && missing.is_empty(),
+        "{topic}: {} duplicates {:?}, {} missing {:?}",
+        duplicates.len(),
+        duplicates.iter().take(5).collect::<Vec<_>>(),
+        missing.len(),
+        missing.iter().take(5).collect::<Vec<_>>()
+    );
+    assert_eq!(seen.len(), source.len(), "{topic}: only source records were read");
+    assert!(!before.is_empty() && !after.is_empty(), "{topic}: the drill splits the topic");
+}
+
+fn records(tag: &str, round: usize, count: usize, partitions: i32) -> Vec<NewRecord> {
+    (0..count)
+        .map(|i| {
+            NewRecord::new()
+                .in_partition(i as i32 % partitions)
+                .with_key(format!("{tag}-{round}-{i}"))
+                .with_value(format!("{tag} round {round} record {i}"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_group_fails_over_exactly_across_transactions() {
+    const PARTITIONS: i32 = 2;
+    let topic = unique_topic("failover-txn");
+    let group = unique_topic("failover-group");
+    create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
+    let options = ProduceOptions::default();
+    for round in 0..3 {
+        produce(Cluster::Source, &topic, &records("plain", round, 40, PARTITIONS), &options);
+        produce_transactions(
+            Cluster::Source,
+            &topic,
+            &[
+                TxnStep::Commit(records("committed", round, 20, PARTITIONS)),
+                TxnStep::Abort(records("aborted", round, 20, PARTITIONS)),
+            ],
+            &options,
+        );
+    }
+    // 20 + 10: the first partition stops right after a transaction (its position is
+    // the commit marker), the second inside one.
+    let before = read_part_and_commit(&topic, &group, &[30, 25]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let flow = failover_flow(&[&topic]);
+    let remote = flow.remote(&topic);
+    let mut strait = Strait::start(&flow.write(dir.path()));
+    strait.wait_until("the group's offsets synced to the target", || {
+        committed(Cluster::Target, &remote, &group, PARTITIONS).len() == PARTITIONS as usize
+    });
+    let after = read_rest(Cluster::Target, &remote, &group, PARTITIONS);
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    assert_exact_failover(&topic, &before, &after);
+}
