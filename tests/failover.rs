@@ -56,7 +56,10 @@ fn read_part_and_commit(topic: &str, group: &str, take: &[usize]) -> Read {
     let mut paused = BTreeSet::new();
     let started = Instant::now();
     while paused.len() < take.len() {
-        assert!(started.elapsed() < LIMIT, "the source group read {counts:?} of {take:?}");
+        assert!(
+            started.elapsed() < LIMIT,
+            "the source group read {counts:?} of {take:?}"
+        );
         let Some(result) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
@@ -93,7 +96,10 @@ fn read_rest(cluster: Cluster, topic: &str, group: &str, partitions: i32) -> Rea
     let mut read = Vec::new();
     let started = Instant::now();
     while !unfinished.is_empty() {
-        assert!(started.elapsed() < LIMIT, "{topic}: partitions {unfinished:?} never reached their end");
+        assert!(
+            started.elapsed() < LIMIT,
+            "{topic}: partitions {unfinished:?} never reached their end"
+        );
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
             Some(Ok(message)) => read.push((message.partition(), key_of(&message))),
@@ -133,6 +139,10 @@ fn failover_flow(topics: &[&str]) -> FlowFile {
             "sync.group.offsets.enabled = true",
             "sync.group.offsets.interval.seconds = 1",
             "emit.heartbeats.interval.seconds = 1",
+            // The testbed's clusters are shared: no heartbeat traffic unless a test
+            // is about it.
+            "emit.heartbeats.enabled = false",
+            "heartbeats.replication.enabled = false",
             "checkpoints.topic.replication.factor = 1",
             "heartbeats.topic.replication.factor = 1",
             "offset-syncs.topic.replication.factor = 1",
@@ -148,7 +158,12 @@ fn failover_flow(topics: &[&str]) -> FlowFile {
 fn assert_exact_failover(topic: &str, before: &Read, after: &Read) {
     let source: Vec<(i32, String)> = read_topic(Cluster::Source, topic)
         .into_iter()
-        .map(|r| (r.partition, String::from_utf8_lossy(r.key.as_deref().unwrap()).into_owned()))
+        .map(|r| {
+            (
+                r.partition,
+                String::from_utf8_lossy(r.key.as_deref().unwrap()).into_owned(),
+            )
+        })
         .collect();
     let mut seen: BTreeMap<&(i32, String), usize> = BTreeMap::new();
     for record in before.iter().chain(after) {
@@ -164,8 +179,15 @@ fn assert_exact_failover(topic: &str, before: &Read, after: &Read) {
         missing.len(),
         missing.iter().take(5).collect::<Vec<_>>()
     );
-    assert_eq!(seen.len(), source.len(), "{topic}: only source records were read");
-    assert!(!before.is_empty() && !after.is_empty(), "{topic}: the drill splits the topic");
+    assert_eq!(
+        seen.len(),
+        source.len(),
+        "{topic}: only source records were read"
+    );
+    assert!(
+        !before.is_empty() && !after.is_empty(),
+        "{topic}: the drill splits the topic"
+    );
 }
 
 fn records(tag: &str, round: usize, count: usize, partitions: i32) -> Vec<NewRecord> {
@@ -187,7 +209,12 @@ fn a_group_fails_over_exactly_across_transactions() {
     create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
     let options = ProduceOptions::default();
     for round in 0..3 {
-        produce(Cluster::Source, &topic, &records("plain", round, 40, PARTITIONS), &options);
+        produce(
+            Cluster::Source,
+            &topic,
+            &records("plain", round, 40, PARTITIONS),
+            &options,
+        );
         produce_transactions(
             Cluster::Source,
             &topic,
@@ -213,4 +240,196 @@ fn a_group_fails_over_exactly_across_transactions() {
     let (status, log) = strait.stop();
     assert!(status.success(), "strait exited with {status}; log:\n{log}");
     assert_exact_failover(&topic, &before, &after);
+}
+
+/// MM2's `RemoteClusterUtils.translateOffsets` for `group`, read from the
+/// checkpoints on the target: sorted `topic partition offset` lines.
+fn mm2_translate(source_alias: &str, group: &str) -> String {
+    let classpath = testbed(&["classpath", &Cluster::Target.kafka_version()]);
+    let caller = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testbed/mm2-translate/TranslateOffsets.java"
+    );
+    let output = std::process::Command::new("java")
+        .args([
+            "-cp",
+            classpath.trim(),
+            caller,
+            Cluster::Target.bootstrap(),
+            source_alias,
+            group,
+        ])
+        .output()
+        .expect("run java");
+    assert!(
+        output.status.success(),
+        "TranslateOffsets failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn mm2_reads_straits_checkpoints_as_strait_translates() {
+    const PARTITIONS: i32 = 3;
+    let topic = unique_topic("failover-mm2-tools");
+    let group = unique_topic("failover-mm2-group");
+    create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
+    let options = ProduceOptions::default();
+    for round in 0..2 {
+        produce(
+            Cluster::Source,
+            &topic,
+            &records("plain", round, 60, PARTITIONS),
+            &options,
+        );
+        produce_transactions(
+            Cluster::Source,
+            &topic,
+            &[
+                TxnStep::Abort(records("aborted", round, 30, PARTITIONS)),
+                TxnStep::Commit(records("committed", round, 30, PARTITIONS)),
+            ],
+            &options,
+        );
+    }
+    read_part_and_commit(&topic, &group, &[5, 25, 50]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let flow = failover_flow(&[&topic]);
+    let config = flow.write(dir.path());
+    let remote = flow.remote(&topic);
+    let mut strait = Strait::start(&config);
+    let counts: Vec<i64> = (0..PARTITIONS).map(|_| 60).collect();
+    strait.wait_for_counts(Cluster::Target, &remote, &counts);
+    let config = config.to_str().unwrap();
+    let translate = || {
+        let (code, stdout, stderr) =
+            strait_command(&["offsets", config, "translate", "--group", &group]);
+        assert_eq!(code, Some(0), "strait offsets translate failed: {stderr}");
+        stdout
+    };
+    // The offset maps persist at each progress commit (every second here).
+    strait.wait_until(
+        "strait offsets translate answers for every partition",
+        || translate().lines().count() == PARTITIONS as usize,
+    );
+    let expected = translate();
+    // Checkpoints land every second; the one written after the copy is complete is
+    // the exact one.
+    strait.wait_until(
+        "MM2's translateOffsets agrees with strait offsets translate",
+        || mm2_translate(&flow.source_alias, &group) == expected,
+    );
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+
+    // The translation is where the group resumes with nothing read twice or skipped.
+    let synced = committed(Cluster::Target, &remote, &group, PARTITIONS);
+    let printed: BTreeMap<i32, i64> = expected
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            assert_eq!(fields[0], remote);
+            (fields[1].parse().unwrap(), fields[2].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        printed, synced,
+        "the group synced to the target resumes at the translation"
+    );
+
+    // A single offset: the first committed record after an aborted transaction.
+    let (code, stdout, stderr) = strait_command(&[
+        "offsets",
+        config,
+        "translate",
+        "--topic",
+        &topic,
+        "--partition",
+        "0",
+        "--offset",
+        "0",
+    ]);
+    assert_eq!(
+        (code, stdout.trim()),
+        (Some(0), format!("{remote} 0 0").as_str()),
+        "{stderr}"
+    );
+}
+
+/// Heartbeat records (key: source alias, target alias) on `topic` of `cluster`.
+fn heartbeats(cluster: Cluster, topic: &str) -> Vec<(String, String, i64)> {
+    fn string(bytes: &[u8], at: &mut usize) -> String {
+        let len = i16::from_be_bytes([bytes[*at], bytes[*at + 1]]) as usize;
+        let text = String::from_utf8_lossy(&bytes[*at + 2..*at + 2 + len]).into_owned();
+        *at += 2 + len;
+        text
+    }
+    read_topic(cluster, topic)
+        .into_iter()
+        .map(|record| {
+            let key = record.key.expect("heartbeat key");
+            let value = record.value.expect("heartbeat value");
+            let mut at = 0;
+            let source = string(&key, &mut at);
+            let target = string(&key, &mut at);
+            assert_eq!(at, key.len(), "heartbeat key has two strings");
+            assert_eq!(
+                value.len(),
+                10,
+                "heartbeat value: INT16 version, INT64 timestamp"
+            );
+            assert_eq!(&value[..2], &[0, 0], "heartbeat version 0");
+            let timestamp = i64::from_be_bytes(value[2..].try_into().unwrap());
+            (source, target, timestamp)
+        })
+        .collect()
+}
+
+#[test]
+fn heartbeats_of_a_flow_land_on_its_targets_heartbeats_topic() {
+    let unique = unique_topic("hb").replace(['-', '.', '_'], "");
+    let (a, b) = (format!("{unique}a"), format!("{unique}b"));
+    let dir = tempfile::tempdir().unwrap();
+    // A topic that does not exist: the flow copies nothing, it only beats.
+    let nothing = unique_topic("hb-none");
+    let mut flow = failover_flow(&[&nothing]);
+    flow.source_alias = a.clone();
+    flow.target_alias = b.clone();
+    flow.extra
+        .retain(|line| !line.starts_with("emit.heartbeats.enabled"));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut strait = Strait::start(&flow.write(dir.path()));
+    // As MM2's MirrorHeartbeatTask: key (source alias, target alias) on the target's
+    // `heartbeats`, one per interval; a flow from b then replicates them as
+    // `b.heartbeats`.
+    let beats = || -> Vec<i64> {
+        heartbeats(Cluster::Target, "heartbeats")
+            .into_iter()
+            .filter(|(s, t, _)| *s == a && *t == b)
+            .map(|(_, _, timestamp)| timestamp)
+            .collect()
+    };
+    strait.wait_until("two heartbeats of the flow on the target", || {
+        beats().len() >= 2
+    });
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    let beats = beats();
+    let stopped = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(
+        beats.iter().all(|&t| (started..=stopped).contains(&t)),
+        "heartbeat timestamps {beats:?} are the time of writing, within {started}..{stopped}"
+    );
+    assert!(
+        beats.windows(2).all(|w| w[0] < w[1]),
+        "{beats:?} move forward"
+    );
 }
