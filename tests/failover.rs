@@ -46,9 +46,31 @@ fn key_of(message: &rdkafka::message::BorrowedMessage<'_>) -> String {
     String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned()
 }
 
+fn value_of(message: &rdkafka::message::BorrowedMessage<'_>) -> String {
+    String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned()
+}
+
+type Identify = fn(&rdkafka::message::BorrowedMessage<'_>) -> String;
+
+fn read_part_and_commit(topic: &str, group: &str, take: &[usize]) -> Read {
+    read_part_and_commit_by(topic, group, take, key_of)
+}
+
+fn read_part_and_commit_values(topic: &str, group: &str, take: &[usize]) -> Read {
+    read_part_and_commit_by(topic, group, take, value_of)
+}
+
+fn read_rest(cluster: Cluster, topic: &str, group: &str, partitions: i32) -> Read {
+    read_rest_by(cluster, topic, group, partitions, key_of)
+}
+
+fn read_rest_values(cluster: Cluster, topic: &str, group: &str, partitions: i32) -> Read {
+    read_rest_by(cluster, topic, group, partitions, value_of)
+}
+
 /// Group `group` reads the first `take[p]` records of each partition of `topic` on the
 /// source and commits its position.
-fn read_part_and_commit(topic: &str, group: &str, take: &[usize]) -> Read {
+fn read_part_and_commit_by(topic: &str, group: &str, take: &[usize], identify: Identify) -> Read {
     let consumer = group_consumer(Cluster::Source, group);
     assign(&consumer, topic, take.len() as i32, Offset::Beginning);
     let mut read: Read = Vec::new();
@@ -73,7 +95,7 @@ fn read_part_and_commit(topic: &str, group: &str, take: &[usize]) -> Read {
             continue;
         }
         counts[partition] += 1;
-        read.push((message.partition(), key_of(&message)));
+        read.push((message.partition(), identify(&message)));
         // The position to commit is after the last record taken, so the message is
         // stored here, not by librdkafka on every poll.
         consumer.store_offset_from_message(&message).unwrap();
@@ -89,7 +111,13 @@ fn read_part_and_commit(topic: &str, group: &str, take: &[usize]) -> Read {
 }
 
 /// What group `group` reads on `cluster` from its committed offsets to the end.
-fn read_rest(cluster: Cluster, topic: &str, group: &str, partitions: i32) -> Read {
+fn read_rest_by(
+    cluster: Cluster,
+    topic: &str,
+    group: &str,
+    partitions: i32,
+    identify: Identify,
+) -> Read {
     let consumer = group_consumer(cluster, group);
     assign(&consumer, topic, partitions, Offset::Stored);
     let mut unfinished: BTreeSet<i32> = (0..partitions).collect();
@@ -102,7 +130,7 @@ fn read_rest(cluster: Cluster, topic: &str, group: &str, partitions: i32) -> Rea
         );
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
-            Some(Ok(message)) => read.push((message.partition(), key_of(&message))),
+            Some(Ok(message)) => read.push((message.partition(), identify(&message))),
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 unfinished.remove(&partition);
             }
@@ -165,6 +193,11 @@ fn assert_exact_failover(topic: &str, before: &Read, after: &Read) {
             )
         })
         .collect();
+    assert_exact_split(topic, &source, before, after);
+}
+
+/// `before` and `after` together are `source`, each record once.
+fn assert_exact_split(topic: &str, source: &[(i32, String)], before: &Read, after: &Read) {
     let mut seen: BTreeMap<&(i32, String), usize> = BTreeMap::new();
     for record in before.iter().chain(after) {
         *seen.entry(record).or_default() += 1;
@@ -432,4 +465,246 @@ fn heartbeats_of_a_flow_land_on_its_targets_heartbeats_topic() {
         beats.windows(2).all(|w| w[0] < w[1]),
         "{beats:?} move forward"
     );
+}
+
+/// Whether the log cleaner removed records of `topic` (its offsets have holes).
+fn has_compaction_holes(topic: &str) -> bool {
+    let mut records = read_topic(Cluster::Source, topic);
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
+        .windows(2)
+        .any(|w| w[0].partition == w[1].partition && w[1].offset > w[0].offset + 1)
+}
+
+#[test]
+fn a_group_fails_over_exactly_across_a_compacted_topic() {
+    const PARTITIONS: i32 = 2;
+    let topic = unique_topic("failover-compacted");
+    let group = unique_topic("failover-compacted-group");
+    create_topic(
+        Cluster::Source,
+        &topic,
+        PARTITIONS,
+        &[
+            ("cleanup.policy", "compact"),
+            // Kafka 4 refuses segments under 1 MiB: roll them by age instead.
+            ("segment.ms", "100"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("min.compaction.lag.ms", "0"),
+            ("delete.retention.ms", "100"),
+        ],
+    );
+    let options = ProduceOptions {
+        linger_ms: 50,
+        ..ProduceOptions::default()
+    };
+    for round in 0..30 {
+        let batch: Vec<NewRecord> = (0..60)
+            .map(|i| {
+                NewRecord::new()
+                    .in_partition(i % PARTITIONS)
+                    // Keys written once survive between keys rewritten every
+                    // round, so compaction leaves holes inside the log.
+                    .with_key(if i % 3 == 0 {
+                        format!("once-{round}-{i}")
+                    } else {
+                        format!("key-{}", i % 25)
+                    })
+                    .with_value(format!("round {round} value {i}"))
+            })
+            .collect();
+        produce(Cluster::Source, &topic, &batch, &options);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let started = Instant::now();
+    while !has_compaction_holes(&topic) {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the source's log cleaner did not compact {topic}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The source must not change while it is compared: stop the cleaner.
+    let altered = kafka_tool(
+        Cluster::Source,
+        "configs",
+        &[
+            "--bootstrap-server",
+            Cluster::Source.bootstrap(),
+            "--alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            &topic,
+            "--add-config",
+            "cleanup.policy=delete,retention.ms=-1",
+        ],
+    );
+    assert!(
+        altered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&altered.stderr)
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    // Keys repeat, so the drill compares (partition, key, value) sets below.
+    let surviving = read_topic(Cluster::Source, &topic);
+    let per_partition = |p: i32| surviving.iter().filter(|r| r.partition == p).count();
+    let before = read_part_and_commit_values(
+        &topic,
+        &group,
+        &[per_partition(0) / 3, per_partition(1) / 2],
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let flow = failover_flow(&[&topic]);
+    let remote = flow.remote(&topic);
+    let mut strait = Strait::start(&flow.write(dir.path()));
+    strait.wait_until("the group's offsets synced to the target", || {
+        committed(Cluster::Target, &remote, &group, PARTITIONS).len() == PARTITIONS as usize
+    });
+    let after = read_rest_values(Cluster::Target, &remote, &group, PARTITIONS);
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    let source: Vec<(i32, String)> = surviving
+        .iter()
+        .map(|r| {
+            (
+                r.partition,
+                String::from_utf8_lossy(r.value.as_deref().unwrap()).into_owned(),
+            )
+        })
+        .collect();
+    assert_exact_split(&topic, &source, &before, &after);
+}
+
+/// A running MirrorMaker 2 (dedicated mode) from the testbed's Kafka jars.
+struct MirrorMaker2 {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl MirrorMaker2 {
+    fn start(dir: &std::path::Path, source_alias: &str, target_alias: &str, topic: &str) -> Self {
+        let properties = format!(
+            "clusters = {source_alias}, {target_alias}\n\
+             {source_alias}.bootstrap.servers = {source}\n\
+             {target_alias}.bootstrap.servers = {target}\n\
+             {source_alias}->{target_alias}.enabled = true\n\
+             {source_alias}->{target_alias}.topics = {topic}\n\
+             replication.factor = 1\n\
+             checkpoints.topic.replication.factor = 1\n\
+             heartbeats.topic.replication.factor = 1\n\
+             offset-syncs.topic.replication.factor = 1\n\
+             offset.storage.replication.factor = 1\n\
+             config.storage.replication.factor = 1\n\
+             status.storage.replication.factor = 1\n\
+             emit.heartbeats.enabled = false\n\
+             emit.checkpoints.enabled = false\n\
+             sync.group.offsets.enabled = false\n\
+             heartbeats.replication.enabled = false\n\
+             offset.flush.interval.ms = 1000\n",
+            source = Cluster::Source.bootstrap(),
+            target = Cluster::Target.bootstrap(),
+        );
+        let file = dir.join("mm2.properties");
+        std::fs::write(&file, properties).unwrap();
+        let log = dir.join("mm2.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/testbed/testbed"))
+                .args(["tool", "target", "mirror-maker", file.to_str().unwrap()])
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .expect("start MirrorMaker 2");
+        MirrorMaker2 { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM: MM2 stops its tasks and commits their offsets.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let started = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                started.elapsed() < LIMIT,
+                "MM2 did not stop; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for MirrorMaker2 {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn strait_takes_over_from_mm2_without_copying_twice() {
+    const PARTITIONS: i32 = 2;
+    let topic = unique_topic("takeover");
+    let unique = topic.replace(['-', '.', '_'], "");
+    let (source_alias, target_alias) = (format!("{unique}s"), format!("{unique}t"));
+    create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
+    let options = ProduceOptions::default();
+    produce(
+        Cluster::Source,
+        &topic,
+        &records("by-mm2", 0, 200, PARTITIONS),
+        &options,
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let remote = format!("{source_alias}.{topic}");
+    let mm2 = MirrorMaker2::start(dir.path(), &source_alias, &target_alias, &topic);
+    let started = Instant::now();
+    while std::panic::catch_unwind(|| end_offsets(Cluster::Target, &remote)).ok()
+        != Some(vec![100; PARTITIONS as usize])
+    {
+        assert!(
+            started.elapsed() < LIMIT,
+            "MM2 did not copy {topic}; log:\n{}",
+            mm2.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    mm2.stop();
+    produce(
+        Cluster::Source,
+        &topic,
+        &records("by-strait", 1, 100, PARTITIONS),
+        &options,
+    );
+
+    let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, &[&topic]);
+    flow.source_alias = source_alias.clone();
+    flow.target_alias = target_alias;
+    flow.extra.push("emit.checkpoints.enabled = false".into());
+    flow.extra.push("emit.heartbeats.enabled = false".into());
+    flow.extra
+        .push("heartbeats.replication.enabled = false".into());
+    let mut strait = Strait::start(&flow.write(dir.path()));
+    strait.wait_for_counts(Cluster::Target, &remote, &[150, 150]);
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    assert!(
+        log.contains("where MM2 stopped"),
+        "strait says it took over:\n{log}"
+    );
+    let source = read_topic(Cluster::Source, &topic);
+    let target = read_topic(Cluster::Target, &remote);
+    assert_same_records(&source, &target, Compare::IGNORE_OFFSETS);
 }

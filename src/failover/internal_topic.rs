@@ -191,103 +191,145 @@ async fn leader_of(
     })
 }
 
-/// Every record of partition 0 of `topic`, in order; nothing when the topic does not
-/// exist.
+/// Every record of `topic`, partition after partition, each in order (Connect's
+/// offsets topic has 25 partitions); nothing when the topic does not exist.
 pub async fn read_all(client: &ClusterClient, topic: &str) -> Result<Vec<KeyValue>, FailoverError> {
     let metadata = client
         .refresh_metadata(Some(vec![topic.to_string()]))
         .await?;
-    if metadata.topics.get(topic).is_none_or(|t| t.error.is_some()) {
+    let Some(meta) = metadata.topics.get(topic).filter(|t| t.error.is_none()) else {
         return Ok(Vec::new());
-    }
-    let (leader, topic_id) = leader_of(client, topic).await?;
-    let end = log_end(client, leader, topic).await?;
-    let mut position = 0;
+    };
     let mut out = Vec::new();
-    while position < end {
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(100)
-            .with_min_bytes(1)
-            .with_max_bytes(8 * 1024 * 1024)
-            .with_isolation_level(0)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(topic_name(topic))
-                .with_topic_id(topic_id)
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(0)
-                    .with_current_leader_epoch(-1)
-                    .with_fetch_offset(position)
-                    .with_last_fetched_epoch(-1)
-                    .with_log_start_offset(-1)
-                    .with_partition_max_bytes(4 * 1024 * 1024)])]);
-        let response = client.send(leader, Purpose::Admin, request).await?;
-        let Some(partition) = response
-            .responses
-            .into_iter()
-            .flat_map(|t| t.partitions)
-            .find(|p| p.partition_index == 0)
-        else {
-            break;
+    for (&partition, partition_meta) in &meta.partitions {
+        if partition_meta.leader < 0 {
+            return Err(FailoverError::NoLeader {
+                cluster: client.name().to_string(),
+                topic: topic.to_string(),
+                partition,
+            });
+        }
+        let source = PartitionSource {
+            client,
+            topic,
+            topic_id: meta.topic_id,
+            partition,
+            leader: partition_meta.leader,
         };
-        match partition.error_code.err() {
-            None => {}
-            Some(ResponseError::OffsetOutOfRange) => {
-                position = partition.log_start_offset.max(position + 1);
-                continue;
-            }
-            Some(error) => return Err(broker_error(client, "Fetch", topic, error)),
-        }
-        let batch_error = |source| FailoverError::Batch {
-            cluster: client.name().to_string(),
-            topic: topic.to_string(),
-            source,
-        };
-        let split = split_records(partition.records.unwrap_or_default()).map_err(batch_error)?;
-        let before = position;
-        for entry in split.entries {
-            let RawEntry::V2(batch) = entry else { continue };
-            let next = batch.next_offset();
-            if !batch.is_control() {
-                for record in decode_records(&batch).map_err(batch_error)? {
-                    if record.offset >= position {
-                        if let Some(key) = record.key {
-                            out.push(KeyValue {
-                                key,
-                                value: record.value,
-                            });
-                        }
-                    }
-                }
-            }
-            position = position.max(next);
-        }
-        if position == before {
-            // Nothing whole came back below the end: the rest was removed meanwhile.
-            break;
-        }
+        out.extend(source.read().await?);
     }
     Ok(out)
 }
 
-async fn log_end(client: &ClusterClient, leader: i32, topic: &str) -> Result<i64, FailoverError> {
+struct PartitionSource<'a> {
+    client: &'a ClusterClient,
+    topic: &'a str,
+    topic_id: uuid::Uuid,
+    partition: i32,
+    leader: i32,
+}
+
+impl PartitionSource<'_> {
+    async fn read(&self) -> Result<Vec<KeyValue>, FailoverError> {
+        let (client, topic) = (self.client, self.topic);
+        let end = log_end(client, self.leader, topic, self.partition).await?;
+        let mut position = 0;
+        let mut out = Vec::new();
+        while position < end {
+            let request = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(100)
+                .with_min_bytes(1)
+                .with_max_bytes(8 * 1024 * 1024)
+                .with_isolation_level(0)
+                .with_session_id(0)
+                .with_session_epoch(-1)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(topic_name(topic))
+                    .with_topic_id(self.topic_id)
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(self.partition)
+                        .with_current_leader_epoch(-1)
+                        .with_fetch_offset(position)
+                        .with_last_fetched_epoch(-1)
+                        .with_log_start_offset(-1)
+                        .with_partition_max_bytes(4 * 1024 * 1024)])]);
+            let response = client.send(self.leader, Purpose::Admin, request).await?;
+            let Some(fetched) = response
+                .responses
+                .into_iter()
+                .flat_map(|t| t.partitions)
+                .find(|p| p.partition_index == self.partition)
+            else {
+                break;
+            };
+            match fetched.error_code.err() {
+                None => {}
+                Some(ResponseError::OffsetOutOfRange) => {
+                    position = fetched.log_start_offset.max(position + 1);
+                    continue;
+                }
+                Some(error) => return Err(broker_error(client, "Fetch", topic, error)),
+            }
+            let batch_error = |source| FailoverError::Batch {
+                cluster: client.name().to_string(),
+                topic: topic.to_string(),
+                source,
+            };
+            let split = split_records(fetched.records.unwrap_or_default()).map_err(batch_error)?;
+            let before = position;
+            for entry in split.entries {
+                let RawEntry::V2(batch) = entry else { continue };
+                let next = batch.next_offset();
+                if !batch.is_control() {
+                    for record in decode_records(&batch).map_err(batch_error)? {
+                        if record.offset >= position {
+                            if let Some(key) = record.key {
+                                out.push(KeyValue {
+                                    key,
+                                    value: record.value,
+                                });
+                            }
+                        }
+                    }
+                }
+                position = position.max(next);
+            }
+            if position == before {
+                // Nothing whole came back below the end: the rest was removed meanwhile.
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+async fn log_end(
+    client: &ClusterClient,
+    leader: i32,
+    topic: &str,
+    partition: i32,
+) -> Result<i64, FailoverError> {
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_isolation_level(0)
         .with_topics(vec![ListOffsetsTopic::default()
             .with_name(topic_name(topic))
             .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
+                .with_partition_index(partition)
                 .with_current_leader_epoch(-1)
                 .with_timestamp(-1)])]);
     let response = client.send(leader, Purpose::Admin, request).await?;
-    for partition in response.topics.into_iter().flat_map(|t| t.partitions) {
-        if let Some(error) = partition.error_code.err() {
-            return Err(broker_error(client, "ListOffsets", topic, error));
-        }
-        return Ok(partition.offset);
+    match response
+        .topics
+        .into_iter()
+        .flat_map(|t| t.partitions)
+        .next()
+    {
+        Some(partition) => match partition.error_code.err() {
+            Some(error) => Err(broker_error(client, "ListOffsets", topic, error)),
+            None => Ok(partition.offset),
+        },
+        None => Ok(0),
     }
-    Ok(0)
 }
