@@ -584,7 +584,13 @@ struct MirrorMaker2 {
 }
 
 impl MirrorMaker2 {
-    fn start(dir: &std::path::Path, source_alias: &str, target_alias: &str, topic: &str) -> Self {
+    fn start(
+        dir: &std::path::Path,
+        source_alias: &str,
+        target_alias: &str,
+        topic: &str,
+        extra: &[&str],
+    ) -> Self {
         let properties = format!(
             "clusters = {source_alias}, {target_alias}\n\
              {source_alias}.bootstrap.servers = {source}\n\
@@ -599,13 +605,12 @@ impl MirrorMaker2 {
              config.storage.replication.factor = 1\n\
              status.storage.replication.factor = 1\n\
              emit.heartbeats.enabled = false\n\
-             emit.checkpoints.enabled = false\n\
-             sync.group.offsets.enabled = false\n\
              heartbeats.replication.enabled = false\n\
              offset.flush.interval.ms = 1000\n",
             source = Cluster::Source.bootstrap(),
             target = Cluster::Target.bootstrap(),
         );
+        let properties = format!("{properties}{}\n", extra.join("\n"));
         let file = dir.join("mm2.properties");
         std::fs::write(&file, properties).unwrap();
         let log = dir.join("mm2.log");
@@ -669,7 +674,16 @@ fn strait_takes_over_from_mm2_without_copying_twice() {
 
     let dir = tempfile::tempdir().unwrap();
     let remote = format!("{source_alias}.{topic}");
-    let mm2 = MirrorMaker2::start(dir.path(), &source_alias, &target_alias, &topic);
+    let mm2 = MirrorMaker2::start(
+        dir.path(),
+        &source_alias,
+        &target_alias,
+        &topic,
+        &[
+            "emit.checkpoints.enabled = false",
+            "sync.group.offsets.enabled = false",
+        ],
+    );
     let started = Instant::now();
     while std::panic::catch_unwind(|| end_offsets(Cluster::Target, &remote)).ok()
         != Some(vec![100; PARTITIONS as usize])
@@ -707,4 +721,93 @@ fn strait_takes_over_from_mm2_without_copying_twice() {
     let source = read_topic(Cluster::Source, &topic);
     let target = read_topic(Cluster::Target, &remote);
     assert_same_records(&source, &target, Compare::IGNORE_OFFSETS);
+}
+
+/// Duplicates and missing records of a failover, for the figure printed next to MM2's.
+fn failover_errors(source: &[(i32, String)], before: &Read, after: &Read) -> (usize, usize) {
+    let mut seen: BTreeMap<&(i32, String), usize> = BTreeMap::new();
+    for record in before.iter().chain(after) {
+        *seen.entry(record).or_default() += 1;
+    }
+    let duplicates = seen.values().map(|n| n - 1).sum();
+    let missing = source.iter().filter(|r| !seen.contains_key(r)).count();
+    (duplicates, missing)
+}
+
+#[test]
+fn the_drill_with_mm2_on_the_same_data_re_reads_where_strait_does_not() {
+    const PARTITIONS: i32 = 2;
+    let topic = unique_topic("failover-vs-mm2");
+    let group = unique_topic("failover-vs-mm2-group");
+    let unique = topic.replace(['-', '.', '_'], "");
+    let (mm2_source, mm2_target) = (format!("{unique}s"), format!("{unique}t"));
+    create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
+    let options = ProduceOptions::default();
+    for round in 0..2 {
+        produce(
+            Cluster::Source,
+            &topic,
+            &records("plain", round, 200, PARTITIONS),
+            &options,
+        );
+        produce_transactions(
+            Cluster::Source,
+            &topic,
+            &[
+                TxnStep::Commit(records("committed", round, 40, PARTITIONS)),
+                TxnStep::Abort(records("aborted", round, 40, PARTITIONS)),
+            ],
+            &options,
+        );
+    }
+    let before = read_part_and_commit(&topic, &group, &[130, 170]);
+    let source: Vec<(i32, String)> = read_topic(Cluster::Source, &topic)
+        .into_iter()
+        .map(|r| {
+            (
+                r.partition,
+                String::from_utf8_lossy(r.key.as_deref().unwrap()).into_owned(),
+            )
+        })
+        .collect();
+
+    // strait and MM2 mirror the same topic to two remote topics; each syncs the
+    // group's offsets for its own remote topic.
+    let dir = tempfile::tempdir().unwrap();
+    let flow = failover_flow(&[&topic]);
+    let strait_remote = flow.remote(&topic);
+    let mut strait = Strait::start(&flow.write(dir.path()));
+    let mm2_remote = format!("{mm2_source}.{topic}");
+    let mm2 = MirrorMaker2::start(
+        dir.path(),
+        &mm2_source,
+        &mm2_target,
+        &topic,
+        &[
+            "emit.checkpoints.interval.seconds = 1",
+            "sync.group.offsets.enabled = true",
+            "sync.group.offsets.interval.seconds = 1",
+            "refresh.groups.interval.seconds = 1",
+        ],
+    );
+    strait.wait_until("both mirrors synced the group's offsets", || {
+        committed(Cluster::Target, &strait_remote, &group, PARTITIONS).len() == PARTITIONS as usize
+            && committed(Cluster::Target, &mm2_remote, &group, PARTITIONS).len()
+                == PARTITIONS as usize
+    });
+    let after_strait = read_rest(Cluster::Target, &strait_remote, &group, PARTITIONS);
+    let after_mm2 = read_rest(Cluster::Target, &mm2_remote, &group, PARTITIONS);
+    mm2.stop();
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+
+    let (strait_duplicates, strait_missing) = failover_errors(&source, &before, &after_strait);
+    let (mm2_duplicates, mm2_missing) = failover_errors(&source, &before, &after_mm2);
+    println!(
+        "failover of {} records read on the source out of {}: strait {strait_duplicates} duplicates, \
+         {strait_missing} missing; MM2 {mm2_duplicates} duplicates, {mm2_missing} missing",
+        before.len(),
+        source.len()
+    );
+    assert_eq!((strait_duplicates, strait_missing), (0, 0));
 }
