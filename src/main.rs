@@ -206,15 +206,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 let mut runner = FlowRunner::prepare(spec)
                     .await
                     .with_context(|| format!("flow {}: preparing", flow.name()))?;
-                let failover = strait::run::spawn_failover(
-                    flow,
-                    &mut runner,
-                    &source,
-                    &target,
-                    stopped.clone(),
-                )
-                .await
-                .with_context(|| format!("flow {}: preparing offset translation", flow.name()))?;
+                let failover = strait::run::spawn_failover(flow, &mut runner, &source, &target)
+                    .await
+                    .with_context(|| {
+                        format!("flow {}: preparing offset translation", flow.name())
+                    })?;
                 failovers.push(failover);
                 running.push(tokio::spawn(runner.run(stopped.clone())));
             }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{ClusterConfig, FlowConfig, MirrorConfig};
@@ -150,7 +149,6 @@ pub async fn spawn_failover(
     runner: &mut FlowRunner,
     source: &ClusterEndpoint,
     target: &ClusterEndpoint,
-    shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, FailoverError> {
     let remote = flow.clone();
     let task = FailoverTask::prepare(
@@ -161,5 +159,5 @@ pub async fn spawn_failover(
     )
     .await?;
     let events = runner.subscribe();
-    Ok(tokio::spawn(task.run(events, shutdown)))
+    Ok(tokio::spawn(task.run(events)))
 }

@@ -215,7 +215,11 @@ pub async fn commit_offsets(
         for partition in topic.partitions {
             match partition.error_code.err() {
                 None => {}
-                Some(ResponseError::UnknownMemberId | ResponseError::IllegalGeneration) => {
+                Some(
+                    ResponseError::UnknownMemberId
+                    | ResponseError::IllegalGeneration
+                    | ResponseError::StaleMemberEpoch,
+                ) => {
                     return Err(FailoverError::GroupActive {
                         cluster: client.name().to_string(),
                         group: group.to_string(),

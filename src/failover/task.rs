@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
 use crate::config::{FlowConfig, GroupFilter, OffsetSyncsTopicLocation};
@@ -202,13 +202,8 @@ impl FailoverTask {
         })
     }
 
-    /// Runs until the flow's events end (the flow stopped) or `shutdown` turns true
-    /// and the flow has stopped.
-    pub async fn run(
-        mut self,
-        mut events: mpsc::UnboundedReceiver<FlowEvent>,
-        shutdown: watch::Receiver<bool>,
-    ) {
+    /// Runs until the flow's events end: the flow stopped, after its last commit.
+    pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<FlowEvent>) {
         let mut checkpoint_timer = self.settings.checkpoints.map(ticker);
         let mut heartbeat_timer = self.settings.heartbeats.map(ticker);
         let flow = format!(
@@ -242,7 +237,6 @@ impl FailoverTask {
         if let Err(error) = self.flush().await {
             tracing::warn!(flow = %flow, %error, "could not write the last offset maps");
         }
-        drop(shutdown);
     }
 
     fn on_event(&mut self, event: FlowEvent) {
