@@ -811,3 +811,73 @@ fn the_drill_with_mm2_on_the_same_data_re_reads_where_strait_does_not() {
     );
     assert_eq!((strait_duplicates, strait_missing), (0, 0));
 }
+
+#[test]
+fn a_planned_switch_over_commits_the_translated_offsets_with_strait_offsets_failover() {
+    const PARTITIONS: i32 = 2;
+    let topic = unique_topic("switch-over");
+    let group = unique_topic("switch-over-group");
+    create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
+    let options = ProduceOptions::default();
+    produce(
+        Cluster::Source,
+        &topic,
+        &records("plain", 0, 60, PARTITIONS),
+        &options,
+    );
+    produce_transactions(
+        Cluster::Source,
+        &topic,
+        &[
+            TxnStep::Abort(records("aborted", 0, 20, PARTITIONS)),
+            TxnStep::Commit(records("committed", 0, 20, PARTITIONS)),
+        ],
+        &options,
+    );
+    let before = read_part_and_commit(&topic, &group, &[35, 10]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut flow = failover_flow(&[&topic]);
+    flow.extra
+        .retain(|line| !line.starts_with("sync.group.offsets"));
+    let config = flow.write(dir.path());
+    let config = config.to_str().unwrap();
+    let remote = flow.remote(&topic);
+    let mut strait = Strait::start(std::path::Path::new(config));
+    strait.wait_for_counts(Cluster::Target, &remote, &[40, 40]);
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+
+    let (code, dry_run, stderr) =
+        strait_command(&["offsets", config, "failover", "--group", &group]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(dry_run.lines().count(), PARTITIONS as usize, "{dry_run}");
+    assert!(
+        committed(Cluster::Target, &remote, &group, PARTITIONS).is_empty(),
+        "a dry run commits nothing"
+    );
+    let (code, applied, stderr) =
+        strait_command(&["offsets", config, "failover", "--group", &group, "--apply"]);
+    assert_eq!((code, &applied), (Some(0), &dry_run), "{stderr}");
+    let printed: BTreeMap<i32, i64> = applied
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            (fields[1].parse().unwrap(), fields[2].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        committed(Cluster::Target, &remote, &group, PARTITIONS),
+        printed
+    );
+
+    let (code, shown, stderr) = strait_command(&["offsets", config, "--group", &group]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        shown.lines().skip(1).all(|line| line.ends_with(" 0")),
+        "the target group is where the source group is, no lag:\n{shown}"
+    );
+
+    let after = read_rest(Cluster::Target, &remote, &group, PARTITIONS);
+    assert_exact_failover(&topic, &before, &after);
+}

@@ -191,12 +191,25 @@ impl FailoverTask {
             let remote = remote_topic(&partition.topic);
             maps.load(partition, remote, map);
         }
+        let mut checkpoints = CheckpointStore::new();
+        if settings.checkpoints.is_some() {
+            // As MM2: the latest checkpoints written before, so a restart goes on
+            // from them rather than from nothing.
+            for record in read_all(&target, &settings.checkpoints_topic).await? {
+                let Some(value) = record.value else { continue };
+                match Checkpoint::decode(&record.key, &value) {
+                    Ok(checkpoint) => checkpoints.load(checkpoint),
+                    Err(error) => tracing::warn!(topic = %settings.checkpoints_topic, %error,
+                        "skipping a record of the checkpoints topic that is not an MM2 checkpoint"),
+                }
+            }
+        }
         Ok(FailoverTask {
             settings,
             source,
             target,
             maps,
-            checkpoints: CheckpointStore::new(),
+            checkpoints,
             pending_maps: Vec::new(),
             pending_syncs: Vec::new(),
         })
@@ -234,6 +247,11 @@ impl FailoverTask {
                 }
             }
         }
+        // Maps may run ahead of the committed progress: a restart re-copies from the
+        // progress and the map takes the new copy, so persisting them all is safe.
+        for partition in self.maps.changed_partitions() {
+            self.on_committed(&partition);
+        }
         if let Err(error) = self.flush().await {
             tracing::warn!(flow = %flow, %error, "could not write the last offset maps");
         }
@@ -265,17 +283,22 @@ impl FailoverTask {
                     topic: source_topic.to_string(),
                     partition,
                 };
-                let (map, sync) = self.maps.on_committed(&partition);
-                if let Some(map) = map {
-                    self.pending_maps.push(KeyValue {
-                        key: Bytes::from(encode_map_key(&partition)),
-                        value: Some(Bytes::from(map)),
-                    });
-                }
-                if self.settings.offset_syncs.is_some() {
-                    self.pending_syncs.extend(sync);
-                }
+                self.on_committed(&partition);
             }
+        }
+    }
+
+    /// Queues the partition's map and held-back offset sync for writing.
+    fn on_committed(&mut self, partition: &TopicPartition) {
+        let (map, sync) = self.maps.on_committed(partition);
+        if let Some(map) = map {
+            self.pending_maps.push(KeyValue {
+                key: Bytes::from(encode_map_key(partition)),
+                value: Some(Bytes::from(map)),
+            });
+        }
+        if self.settings.offset_syncs.is_some() {
+            self.pending_syncs.extend(sync);
         }
     }
 
