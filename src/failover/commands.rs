@@ -144,3 +144,42 @@ impl OffsetsView {
         Ok(offsets)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn position(translation: Translation, target_committed: Option<i64>) -> GroupPosition {
+        let partition = TopicPartition {
+            topic: "orders".into(),
+            partition: 0,
+        };
+        GroupPosition {
+            source: partition.clone(),
+            source_offset: 10,
+            target: partition,
+            translation,
+            target_committed,
+        }
+    }
+
+    #[test]
+    fn a_group_ahead_of_the_mirror_resumes_at_the_targets_end() {
+        assert_eq!(
+            position(Translation::Exact(7), None).target_offset(),
+            Some(7)
+        );
+        let ahead = position(Translation::Ahead { target_end: 5 }, Some(2));
+        assert_eq!(
+            (ahead.target_offset(), ahead.target_lag()),
+            (Some(5), Some(3))
+        );
+        let before = position(Translation::BeforeMap { start: 20 }, Some(2));
+        assert_eq!((before.target_offset(), before.target_lag()), (None, None));
+        assert_eq!(
+            position(Translation::NotMirrored, None).target_offset(),
+            None
+        );
+        assert_eq!(position(Translation::Exact(7), None).target_lag(), None);
+    }
+}
