@@ -329,7 +329,8 @@ fn a_config_changed_on_the_source_reaches_the_target_and_compression_stays_produ
          src->dst.enabled = true\n\
          src->dst.topics = {t}\n\
          replication.factor = 1\n\
-         sync.topic.configs.interval.seconds = 1\n",
+         sync.topic.configs.interval.seconds = 1\n\
+         sync.topic.acls.interval.seconds = 1\n",
         a = Cluster::Source.bootstrap(),
         b = Cluster::Target.bootstrap(),
         t = regex_escape(&topic),
@@ -364,8 +365,15 @@ fn a_config_changed_on_the_source_reaches_the_target_and_compression_stays_produ
         Some("producer"),
         "the target must keep forwarded batches as they are"
     );
+    // The testbed's brokers have no authorizer: ACL sync says so once, not every round.
+    let log_path = strait.log_path();
+    let no_authorizer = "has no authorizer: topic ACL sync skipped";
+    strait.wait_until("the ACL sync's note on the missing authorizer", || {
+        fs::read_to_string(&log_path).is_ok_and(|log| log.contains(no_authorizer))
+    });
     let (status, log) = strait.stop();
     assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    assert_eq!(log.matches(no_authorizer).count(), 1, "{log}");
 }
 
 /// A cluster this test starts with the testbed, stopped when dropped.
