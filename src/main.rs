@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use strait::config::MirrorConfig;
 use strait::engine::FlowRunner;
+use strait::topology::TopologySync;
 
 /// strait mirrors Kafka topics between clusters, forwarding record batches as they are.
 #[derive(Parser)]
@@ -95,6 +96,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     format!("flow {}: reading the source's topics", flow.name())
                 })?;
                 print!("{plan}");
+                let preview = strait::run::sync_preview(&config, flow, &plan)
+                    .await
+                    .with_context(|| format!("flow {}: connecting", flow.name()))?;
+                print!("{preview}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -131,6 +136,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 let runner = FlowRunner::prepare(spec)
                     .await
                     .with_context(|| format!("flow {}: preparing", flow.name()))?;
+                let (source, target) = strait::run::flow_clients(&config, flow)?;
+                let sync = TopologySync::new(flow.clone(), source, target, runner.routes());
+                if sync.enabled() {
+                    tokio::spawn(sync.run(stopped.clone()));
+                }
                 running.push(tokio::spawn(runner.run(stopped.clone())));
             }
             tokio::spawn(async move {

@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{ClusterConfig, FlowConfig, MirrorConfig};
-use crate::engine::{ClusterEndpoint, Discovery, EngineError, FlowSpec, TopicRoute, TopicSelector};
+use crate::engine::{
+    ClusterEndpoint, Discovery, EngineError, FlowSpec, RouteInfo, TopicRoute, TopicSelector,
+};
 use crate::plan::{plan_flow, FlowPlan, SourceTopic};
+use crate::topology::{preview_sync, SyncPreview};
 use crate::wire::{ClusterClient, ConnectionConfig, SocketOptions, Transport, WireError};
 
 pub fn connection_config(cluster: &ClusterConfig) -> Result<ConnectionConfig, WireError> {
@@ -46,6 +49,42 @@ pub async fn source_topics(source: &ClusterClient) -> Result<Vec<SourceTopic>, W
             partitions: topic.partitions.len() as i32,
         })
         .collect())
+}
+
+/// Clients of the flow's source and target clusters, for the admin calls beside the
+/// data path (topology sync, `strait check`).
+pub fn flow_clients(
+    config: &MirrorConfig,
+    flow: &FlowConfig,
+) -> Result<(ClusterClient, ClusterClient), WireError> {
+    let client = |alias: &str| {
+        let cluster = config.cluster(alias).expect("flows name declared clusters");
+        Ok::<_, WireError>(ClusterClient::new(
+            &cluster.alias,
+            cluster.bootstrap_servers.clone(),
+            connection_config(cluster)?,
+        ))
+    };
+    Ok((client(&flow.source)?, client(&flow.target)?))
+}
+
+/// What topology sync would change on the flow's target for the planned topics.
+pub async fn sync_preview(
+    config: &MirrorConfig,
+    flow: &FlowConfig,
+    plan: &FlowPlan,
+) -> Result<SyncPreview, WireError> {
+    let (source, target) = flow_clients(config, flow)?;
+    let routes: Vec<RouteInfo> = plan
+        .topics
+        .iter()
+        .map(|t| RouteInfo {
+            source: t.source.clone(),
+            target: t.target.clone(),
+            partitions: t.partitions,
+        })
+        .collect();
+    Ok(preview_sync(flow, &source, &target, &routes).await)
 }
 
 /// Connects to the flow's source and works out what it mirrors.
