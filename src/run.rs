@@ -125,6 +125,7 @@ pub fn flow_spec(
     spec.status_interval = config.status_interval;
     spec.commit_interval = config.progress_commit_interval;
     spec.replication_factor = (flow.replication_factor > 0).then_some(flow.replication_factor);
+    spec.new_topic_configs = Some((flow.config_properties.clone(), flow.topic_config_defaults));
     spec.discovery = flow.refresh_topics.map(|interval| {
         let flow = flow.clone();
         let select: TopicSelector = Arc::new(move |topics: &[(String, i32)]| {

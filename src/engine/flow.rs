@@ -164,6 +164,7 @@ impl FlowRunner {
             target: target.clone(),
             progress_group: spec.progress_group(),
             replication_factor: spec.replication_factor,
+            new_topic_configs: spec.new_topic_configs.clone(),
         };
         let prepared = setup
             .prepare(&spec.topics, &HashSet::new(), spec.start)
