@@ -6,4 +6,5 @@ pub mod config;
 pub mod engine;
 pub mod plan;
 pub mod run;
+pub mod tune;
 pub mod wire;
