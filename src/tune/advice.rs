@@ -463,7 +463,7 @@ fn buffer_check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tune::kernel::fixtures::this_machine;
+    use crate::tune::kernel::fixtures::{this_machine, FixedSysctls};
     use crate::tune::kernel::TCP_AVAILABLE_CONGESTION_CONTROL;
     use std::time::Duration;
 
@@ -557,11 +557,9 @@ mod tests {
     #[test]
     fn loss_based_congestion_control_gets_bbr_suggested() {
         let mut sysctls = this_machine();
-        sysctls.0.insert(TCP_CONGESTION_CONTROL, "cubic");
-        sysctls
-            .0
-            .insert(TCP_AVAILABLE_CONGESTION_CONTROL, "reno cubic");
-        sysctls.0.insert(TCP_WINDOW_SCALING, "0");
+        sysctls.set(TCP_CONGESTION_CONTROL, "cubic");
+        sysctls.set(TCP_AVAILABLE_CONGESTION_CONTROL, "reno cubic");
+        sysctls.set(TCP_WINDOW_SCALING, "0");
         let kernel = KernelLimits::read(&sysctls);
         let advice = advise(&link(100, 1_000_000_000), &kernel, None);
         let check = advice
@@ -628,5 +626,33 @@ mod tests {
             "{}",
             checks[2].finding
         );
+    }
+
+    fn profile(file: &str) -> KernelLimits {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tuning")
+            .join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        KernelLimits::read(&FixedSysctls::from_profile(&text))
+    }
+
+    #[test]
+    fn shipped_profiles_leave_nothing_to_fix_on_their_links() {
+        for (file, rtt_ms, bits_per_second) in [
+            ("wan-100ms.conf", 100, 1_000_000_000),
+            ("wan-300ms.conf", 300, 1_000_000_000),
+            ("lan.conf", 2, 25_000_000_000),
+        ] {
+            let advice = advise(&link(rtt_ms, bits_per_second), &profile(file), None);
+            assert_eq!(advice.sysctl_changes, vec![], "{file}");
+            assert_eq!(advice.connection_cap, None, "{file}");
+            let not_ok: Vec<&Check> = advice
+                .kernel
+                .iter()
+                .filter(|c| c.verdict != Verdict::Ok)
+                .collect();
+            assert!(not_ok.is_empty(), "{file}: {not_ok:#?}");
+        }
     }
 }

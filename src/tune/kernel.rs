@@ -127,7 +127,24 @@ pub(crate) mod fixtures {
     use std::collections::HashMap;
 
     /// A `/proc/sys` made of the given entries; any other key is missing.
-    pub struct FixedSysctls(pub HashMap<&'static str, &'static str>);
+    pub struct FixedSysctls(pub HashMap<String, String>);
+
+    impl FixedSysctls {
+        pub fn set(&mut self, key: &str, value: &str) {
+            self.0.insert(key.to_string(), value.to_string());
+        }
+
+        /// The settings of a sysctl.d file (`key = value` lines, `#` comments).
+        pub fn from_profile(text: &str) -> FixedSysctls {
+            FixedSysctls(
+                text.lines()
+                    .map(|line| line.split('#').next().unwrap_or_default())
+                    .filter_map(|line| line.split_once('='))
+                    .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
+                    .collect(),
+            )
+        }
+    }
 
     impl SysctlSource for FixedSysctls {
         fn read(&self, key: &str) -> io::Result<String> {
@@ -141,7 +158,8 @@ pub(crate) mod fixtures {
     /// The machine these figures were measured on: Debian's kernel defaults with the
     /// receive ceiling raised.
     pub fn this_machine() -> FixedSysctls {
-        FixedSysctls(HashMap::from([
+        let mut sysctls = FixedSysctls(HashMap::new());
+        for (key, value) in [
             (RMEM_MAX, "4194304"),
             (WMEM_MAX, "4194304"),
             (TCP_RMEM, "4096\t131072\t33554432"),
@@ -150,7 +168,10 @@ pub(crate) mod fixtures {
             (TCP_SLOW_START_AFTER_IDLE, "1"),
             (TCP_CONGESTION_CONTROL, "bbr"),
             (TCP_AVAILABLE_CONGESTION_CONTROL, "reno bbr cubic"),
-        ]))
+        ] {
+            sysctls.set(key, value);
+        }
+        sysctls
     }
 }
 
@@ -179,7 +200,7 @@ mod tests {
     fn missing_and_odd_settings_are_reported_not_guessed() {
         let mut sysctls = this_machine();
         sysctls.0.remove(WMEM_MAX);
-        sysctls.0.insert(TCP_RMEM, "4096 131072");
+        sysctls.set(TCP_RMEM, "4096 131072");
         let limits = KernelLimits::read(&sysctls);
         assert_eq!(limits.wmem_max, None);
         assert_eq!(limits.tcp_rmem, None);

@@ -51,7 +51,10 @@ impl Forwarder {
         let shaping = options.shaping;
         let mtu = usize::from(options.mtu);
         let clock = Instant::now();
-        let seed = clock.elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let seed = since_epoch.as_nanos() as u64 ^ u64::from(std::process::id());
         let direction = |name, seed| Direction {
             name,
             ring: PacketRing::new(ring_bytes(&shaping), MAX_RING_BYTES),
@@ -106,13 +109,16 @@ impl Forwarder {
                     next_stats = Some(now + every);
                 }
             }
-            let wake = self
-                .directions
-                .iter()
-                .filter_map(|d| d.ring.front().map(|(due, _)| due))
-                .chain(next_stats)
-                .chain(retry.then(|| now + RETRY.as_nanos() as u64))
-                .min();
+            // A packet the far device refused is due already: wait a little, not at all.
+            let wake = if retry {
+                Some(now + RETRY.as_nanos() as u64)
+            } else {
+                self.directions
+                    .iter()
+                    .filter_map(|d| d.ring.front().map(|(due, _)| due))
+                    .chain(next_stats)
+                    .min()
+            };
             let timeout = wake.map(|at| Duration::from_nanos(at.saturating_sub(now)));
             match poll.poll(&mut events, timeout) {
                 Ok(()) => {}
