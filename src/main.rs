@@ -34,6 +34,19 @@ enum Command {
         #[arg(long, num_args = 1..)]
         clusters: Vec<String>,
     },
+    /// Show what would keep one TCP connection from filling a link of this round-trip
+    /// time and rate on this machine, and the sysctl and strait settings that fix it.
+    Tune {
+        /// Round-trip time of the link, e.g. 100ms or 0.3s.
+        #[arg(long, value_parser = strait::tune::parse_rtt)]
+        rtt: std::time::Duration,
+        /// Rate of the link in bits per second, e.g. 1gbit or 500mbit.
+        #[arg(long, value_parser = strait::tune::parse_bandwidth)]
+        bandwidth: u64,
+        /// Also check this properties file's socket buffers and memory budgets.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -79,6 +92,27 @@ fn load(file: &PathBuf) -> Result<MirrorConfig, ExitCode> {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Tune {
+            rtt,
+            bandwidth,
+            config,
+        } => {
+            use strait::tune::{advise, KernelLimits, LinkSpec, ProcSys, StraitSettings};
+            let settings = match config {
+                Some(file) => match load(&file) {
+                    Ok(config) => Some(StraitSettings::from_config(&config)),
+                    Err(code) => return Ok(code),
+                },
+                None => None,
+            };
+            let link = LinkSpec {
+                rtt,
+                bits_per_second: bandwidth,
+            };
+            let kernel = KernelLimits::read(&ProcSys::default());
+            print!("{}", advise(&link, &kernel, settings.as_ref()));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { file, clusters } => {
             let config = match load(&file) {
                 Ok(config) => config,

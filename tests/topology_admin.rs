@@ -380,12 +380,19 @@ fn kafka_acls(bootstrap: &str, args: &[&str]) -> String {
 /// testbed once no test process uses it.
 fn authorizer_cluster() -> String {
     let pid = std::process::id().to_string();
+    // Everyone on the plaintext listener is User:ANONYMOUS: a super user here, so the
+    // test can write ACLs for other principals and read them back.
     common::testbed(&[
         "start",
         "authz",
         "--port",
         "59292",
-        "--authorizer",
+        "--set",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "--set",
+        "super.users=User:ANONYMOUS",
+        "--set",
+        "allow.everyone.if.no.acl.found=true",
         "--lease",
         &pid,
     ]);
