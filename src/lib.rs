@@ -9,4 +9,5 @@ pub mod offsets;
 pub mod plan;
 pub mod run;
 pub mod topology;
+pub mod tune;
 pub mod wire;

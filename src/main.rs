@@ -10,6 +10,7 @@ use strait::config::MirrorConfig;
 use strait::engine::FlowRunner;
 use strait::failover::OffsetsView;
 use strait::offsets::{TopicPartition, Translation};
+use strait::topology::TopologySync;
 
 /// strait mirrors Kafka topics between clusters, forwarding record batches as they are.
 #[derive(Parser)]
@@ -50,6 +51,19 @@ enum Command {
         file: PathBuf,
         #[arg(long, num_args = 1..)]
         clusters: Vec<String>,
+    },
+    /// Show what would keep one TCP connection from filling a link of this round-trip
+    /// time and rate on this machine, and the sysctl and strait settings that fix it.
+    Tune {
+        /// Round-trip time of the link, e.g. 100ms or 0.3s.
+        #[arg(long, value_parser = strait::tune::parse_rtt)]
+        rtt: std::time::Duration,
+        /// Rate of the link in bits per second, e.g. 1gbit or 500mbit.
+        #[arg(long, value_parser = strait::tune::parse_bandwidth)]
+        bandwidth: u64,
+        /// Also check this properties file's socket buffers and memory budgets.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -120,6 +134,27 @@ fn load(file: &PathBuf) -> Result<MirrorConfig, ExitCode> {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Tune {
+            rtt,
+            bandwidth,
+            config,
+        } => {
+            use strait::tune::{advise, KernelLimits, LinkSpec, ProcSys, StraitSettings};
+            let settings = match config {
+                Some(file) => match load(&file) {
+                    Ok(config) => Some(StraitSettings::from_config(&config)),
+                    Err(code) => return Ok(code),
+                },
+                None => None,
+            };
+            let link = LinkSpec {
+                rtt,
+                bits_per_second: bandwidth,
+            };
+            let kernel = KernelLimits::read(&ProcSys::default());
+            print!("{}", advise(&link, &kernel, settings.as_ref()));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { file, clusters } => {
             let config = match load(&file) {
                 Ok(config) => config,
@@ -137,6 +172,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     format!("flow {}: reading the source's topics", flow.name())
                 })?;
                 print!("{plan}");
+                let preview = strait::run::sync_preview(&config, flow, &plan)
+                    .await
+                    .with_context(|| format!("flow {}: connecting", flow.name()))?;
+                print!("{preview}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -212,6 +251,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                         format!("flow {}: preparing offset translation", flow.name())
                     })?;
                 failovers.push(failover);
+                let (source, target) = strait::run::flow_clients(&config, flow)?;
+                let sync = TopologySync::new(flow.clone(), source, target, runner.routes());
+                if sync.enabled() {
+                    tokio::spawn(sync.run(stopped.clone()));
+                }
                 running.push(tokio::spawn(runner.run(stopped.clone())));
             }
             tokio::spawn(async move {

@@ -8,11 +8,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::{ClusterConfig, FlowConfig, MirrorConfig};
 use crate::engine::{
-    ClusterEndpoint, Discovery, EngineError, FlowRunner, FlowSpec, TopicRoute, TopicSelector,
+    ClusterEndpoint, Discovery, EngineError, FlowRunner, FlowSpec, RouteInfo, TopicRoute,
+    TopicSelector,
 };
 use crate::failover::{self, FailoverError, FailoverSettings, FailoverTask};
 use crate::offsets::GroupOffset;
 use crate::plan::{plan_flow, FlowPlan, SourceTopic};
+use crate::topology::{preview_sync, SyncPreview};
 use crate::wire::{ClusterClient, ConnectionConfig, SocketOptions, Transport, WireError};
 
 pub fn connection_config(cluster: &ClusterConfig) -> Result<ConnectionConfig, WireError> {
@@ -54,6 +56,42 @@ pub async fn source_topics(source: &ClusterClient) -> Result<Vec<SourceTopic>, W
         .collect())
 }
 
+/// Clients of the flow's source and target clusters, for the admin calls beside the
+/// data path (topology sync, `strait check`).
+pub fn flow_clients(
+    config: &MirrorConfig,
+    flow: &FlowConfig,
+) -> Result<(ClusterClient, ClusterClient), WireError> {
+    let client = |alias: &str| {
+        let cluster = config.cluster(alias).expect("flows name declared clusters");
+        Ok::<_, WireError>(ClusterClient::new(
+            &cluster.alias,
+            cluster.bootstrap_servers.clone(),
+            connection_config(cluster)?,
+        ))
+    };
+    Ok((client(&flow.source)?, client(&flow.target)?))
+}
+
+/// What topology sync would change on the flow's target for the planned topics.
+pub async fn sync_preview(
+    config: &MirrorConfig,
+    flow: &FlowConfig,
+    plan: &FlowPlan,
+) -> Result<SyncPreview, WireError> {
+    let (source, target) = flow_clients(config, flow)?;
+    let routes: Vec<RouteInfo> = plan
+        .topics
+        .iter()
+        .map(|t| RouteInfo {
+            source: t.source.clone(),
+            target: t.target.clone(),
+            partitions: t.partitions,
+        })
+        .collect();
+    Ok(preview_sync(flow, &source, &target, &routes).await)
+}
+
 /// Connects to the flow's source and works out what it mirrors.
 pub async fn plan(config: &MirrorConfig, flow: &FlowConfig) -> Result<FlowPlan, WireError> {
     let source = config
@@ -92,6 +130,7 @@ pub fn flow_spec(
     spec.status_interval = config.status_interval;
     spec.commit_interval = config.progress_commit_interval;
     spec.replication_factor = (flow.replication_factor > 0).then_some(flow.replication_factor);
+    spec.new_topic_configs = Some((flow.config_properties.clone(), flow.topic_config_defaults));
     spec.discovery = flow.refresh_topics.map(|interval| {
         let flow = flow.clone();
         let select: TopicSelector = Arc::new(move |topics: &[(String, i32)]| {

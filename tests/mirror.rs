@@ -47,6 +47,23 @@ fn expected_counts(records: &[Record], partitions: i32) -> Vec<i64> {
     counts
 }
 
+/// Runs strait on one flow until each topic's copy holds the records of `expected`
+/// (per partition), stops it with SIGTERM and returns strait's log.
+fn mirror_until_copied(flow: &FlowFile, expected: &[(&str, &[Record], i32)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut strait = Strait::start(&flow.write(dir.path()));
+    for (topic, records, partitions) in expected {
+        strait.wait_for_counts(
+            flow.target,
+            &flow.remote(topic),
+            &expected_counts(records, *partitions),
+        );
+    }
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    log
+}
+
 /// One batch as Kafka's DumpLogSegments describes it: records, codec, bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct StoredBatch {
@@ -147,16 +164,13 @@ fn every_codec_arrives_record_by_record_and_the_target_keeps_the_compressed_byte
         expected.insert(topic.clone(), read_topic(Cluster::Source, topic));
     }
 
-    let dir = tempfile::tempdir().unwrap();
     let names: Vec<&str> = topics.iter().map(|(_, t)| t.as_str()).collect();
     let flow = FlowFile::new(Cluster::Source, Cluster::Target, &names);
-    let mut strait = Strait::start(&flow.write(dir.path()));
-    for (_, topic) in &topics {
-        let counts = expected_counts(&expected[topic], PARTITIONS);
-        strait.wait_for_counts(Cluster::Target, &flow.remote(topic), &counts);
-    }
-    let (status, log) = strait.stop();
-    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    let wanted: Vec<(&str, &[Record], i32)> = topics
+        .iter()
+        .map(|(_, t)| (t.as_str(), expected[t].as_slice(), PARTITIONS))
+        .collect();
+    mirror_until_copied(&flow, &wanted);
 
     for (codec, topic) in &topics {
         let source = &expected[topic];
@@ -217,16 +231,8 @@ fn transactions_arrive_committed_only_without_control_records() {
     let source = read_topic(Cluster::Source, &topic);
     assert_eq!(source.len(), 4 * 900, "plain and committed records only");
 
-    let dir = tempfile::tempdir().unwrap();
     let flow = FlowFile::new(Cluster::Source, Cluster::Target, &[&topic]);
-    let mut strait = Strait::start(&flow.write(dir.path()));
-    strait.wait_for_counts(
-        Cluster::Target,
-        &flow.remote(&topic),
-        &expected_counts(&source, PARTITIONS),
-    );
-    let (status, log) = strait.stop();
-    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    mirror_until_copied(&flow, &[(&topic, &source, PARTITIONS)]);
 
     let target = read_topic(Cluster::Target, &flow.remote(&topic));
     assert_same_records(&source, &target, Compare::IGNORE_OFFSETS);
@@ -325,16 +331,8 @@ fn a_compacted_topic_arrives_with_its_surviving_records_in_order() {
     let source = read_topic(Cluster::Source, &topic);
     assert!(source.len() < produced, "compaction removed records");
 
-    let dir = tempfile::tempdir().unwrap();
     let flow = FlowFile::new(Cluster::Source, Cluster::Target, &[&topic]);
-    let mut strait = Strait::start(&flow.write(dir.path()));
-    strait.wait_for_counts(
-        Cluster::Target,
-        &flow.remote(&topic),
-        &expected_counts(&source, PARTITIONS),
-    );
-    let (status, log) = strait.stop();
-    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    let log = mirror_until_copied(&flow, &[(&topic, &source, PARTITIONS)]);
     assert!(
         log.contains("compacted"),
         "the status line counts compacted batches:\n{log}"
@@ -383,16 +381,8 @@ fn batches_above_the_targets_limit_are_split_and_large_records_pass() {
     );
     let source = read_topic(Cluster::Source, &topic);
 
-    let dir = tempfile::tempdir().unwrap();
     let flow = FlowFile::new(Cluster::Source, Cluster::Target, &[&topic]);
-    let mut strait = Strait::start(&flow.write(dir.path()));
-    strait.wait_for_counts(
-        Cluster::Target,
-        &flow.remote(&topic),
-        &expected_counts(&source, PARTITIONS),
-    );
-    let (status, log) = strait.stop();
-    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    mirror_until_copied(&flow, &[(&topic, &source, PARTITIONS)]);
 
     let target = read_topic(Cluster::Target, &flow.remote(&topic));
     assert_same_records(&source, &target, Compare::EXACT);
@@ -541,16 +531,13 @@ fn mirror_between(source: Cluster, target: Cluster) {
         );
         expected.insert(topic.clone(), read_topic(source, topic));
     }
-    let dir = tempfile::tempdir().unwrap();
     let names: Vec<&str> = topics.iter().map(|(_, t)| t.as_str()).collect();
     let flow = FlowFile::new(source, target, &names);
-    let mut strait = Strait::start(&flow.write(dir.path()));
-    for (_, topic) in &topics {
-        let counts = expected_counts(&expected[topic], PARTITIONS);
-        strait.wait_for_counts(target, &flow.remote(topic), &counts);
-    }
-    let (status, log) = strait.stop();
-    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    let wanted: Vec<(&str, &[Record], i32)> = topics
+        .iter()
+        .map(|(_, t)| (t.as_str(), expected[t].as_slice(), PARTITIONS))
+        .collect();
+    mirror_until_copied(&flow, &wanted);
     for (_, topic) in &topics {
         let copy = read_topic(target, &flow.remote(topic));
         assert_same_records(&expected[topic], &copy, Compare::IGNORE_OFFSETS);

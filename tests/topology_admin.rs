@@ -375,17 +375,34 @@ fn kafka_acls(bootstrap: &str, args: &[&str]) -> String {
     common::testbed(&command)
 }
 
-/// Needs a broker with an authorizer, which the testbed's clusters do not have, e.g. a
-/// single KRaft node with `authorizer.class.name =
-/// org.apache.kafka.metadata.authorizer.StandardAuthorizer`,
-/// `super.users = User:ANONYMOUS` and `allow.everyone.if.no.acl.found = true`, its
-/// address in STRAIT_AUTHZ_BOOTSTRAP.
+/// A testbed cluster with Kafka's StandardAuthorizer (everyone on its plaintext
+/// listener is ANONYMOUS, a super user), started for this test binary and stopped by the
+/// testbed once no test process uses it.
+fn authorizer_cluster() -> String {
+    let pid = std::process::id().to_string();
+    // Everyone on the plaintext listener is User:ANONYMOUS: a super user here, so the
+    // test can write ACLs for other principals and read them back.
+    common::testbed(&[
+        "start",
+        "authz",
+        "--port",
+        "59292",
+        "--set",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "--set",
+        "super.users=User:ANONYMOUS",
+        "--set",
+        "allow.everyone.if.no.acl.found=true",
+        "--lease",
+        &pid,
+    ]);
+    common::testbed(&["bootstrap", "authz"]).trim().to_string()
+}
+
 #[test]
-#[ignore = "needs a broker with an authorizer: set STRAIT_AUTHZ_BOOTSTRAP"]
 fn acls_are_read_translated_and_created_on_a_cluster_with_an_authorizer() {
     let rt = runtime();
-    let bootstrap = std::env::var("STRAIT_AUTHZ_BOOTSTRAP")
-        .expect("STRAIT_AUTHZ_BOOTSTRAP: a broker with an authorizer");
+    let bootstrap = authorizer_cluster();
     let topic = unique_topic("topology-acl");
     let remote = format!("A.{topic}");
     for args in [
@@ -478,6 +495,72 @@ fn acls_are_read_translated_and_created_on_a_cluster_with_an_authorizer() {
                     && l.contains(&format!("operation={operation},"))
                     && l.contains(&format!("permissionType={permission})"))),
             "{principal} {operation} {permission} missing on {remote}: {listed}"
+        );
+    }
+}
+
+/// strait run with ACL sync on, source and target both on the authorizer cluster (the
+/// flow mirrors `t` to `A.t` there): the translated ACLs arrive on the remote topic.
+#[test]
+fn strait_run_syncs_topic_acls_on_a_cluster_with_an_authorizer() {
+    let bootstrap = authorizer_cluster();
+    let topic = unique_topic("acl-run");
+    let remote = format!("A.{topic}");
+    common::testbed(&[
+        "tool",
+        "authz",
+        "topics",
+        "--bootstrap-server",
+        &bootstrap,
+        "--create",
+        "--topic",
+        &topic,
+        "--partitions",
+        "1",
+    ]);
+    for args in [
+        ["--allow-principal", "User:reader", "--operation", "Read"],
+        ["--allow-principal", "User:writer", "--operation", "Write"],
+        ["--allow-principal", "User:admin", "--operation", "All"],
+    ] {
+        kafka_acls(
+            &bootstrap,
+            &[&["--add", "--topic", &topic], &args[..]].concat(),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acl.properties");
+    std::fs::write(
+        &file,
+        format!(
+            "clusters = A, B\nA.bootstrap.servers = {bootstrap}\nB.bootstrap.servers = {bootstrap}\n\
+             A->B.enabled = true\nA->B.topics = {}\nreplication.factor = 1\n\
+             sync.topic.acls.interval.seconds = 1\nstrait.status.interval.seconds = 1\n",
+            topic.replace('-', "\\-")
+        ),
+    )
+    .unwrap();
+    let mut strait = common::Strait::start(&file);
+    let mut listed = String::new();
+    strait.wait_until("the ACLs of the remote topic", || {
+        listed = kafka_acls(&bootstrap, &["--list", "--topic", &remote]);
+        listed.lines().filter(|l| l.contains("principal=")).count() >= 2
+    });
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    let lines: Vec<&str> = listed
+        .lines()
+        .filter(|l| l.contains("principal="))
+        .collect();
+    assert_eq!(lines.len(), 2, "WRITE is not mirrored: {listed}");
+    for principal in ["User:reader", "User:admin"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("principal={principal},"))
+                    && l.contains("operation=READ,")
+                    && l.contains("permissionType=ALLOW)")),
+            "{principal} may READ {remote} (ALL becomes READ): {listed}"
         );
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceResponse, TopicName,
 };
@@ -25,6 +25,7 @@ use crate::wire::{
 
 use super::error::EngineError;
 use super::events::{FlowEvent, RouteInfo};
+use super::fetch_session::{FetchSession, SessionRequest, Wanted};
 use super::ingest::ingest;
 use super::outcome::{
     advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome,
@@ -80,7 +81,7 @@ enum Completion {
     Fetch {
         broker: i32,
         slots: Vec<usize>,
-        result: Result<FetchResponse, WireError>,
+        result: Result<(FetchResponse, i16), WireError>,
     },
     Produce {
         broker: i32,
@@ -137,6 +138,7 @@ pub struct FlowRunner {
     counters: FlowCounters,
     backoff: Backoff,
     fetch_rotation: usize,
+    fetch_sessions: HashMap<i32, FetchSession>,
     tasks: FuturesUnordered<BoxFuture<'static, Completion>>,
     events: Option<mpsc::UnboundedSender<FlowEvent>>,
     routes_tx: watch::Sender<Vec<RouteInfo>>,
@@ -162,6 +164,7 @@ impl FlowRunner {
             target: target.clone(),
             progress_group: spec.progress_group(),
             replication_factor: spec.replication_factor,
+            new_topic_configs: spec.new_topic_configs.clone(),
         };
         let prepared = setup
             .prepare(&spec.topics, &HashSet::new(), spec.start)
@@ -200,6 +203,7 @@ impl FlowRunner {
             counters: FlowCounters::default(),
             backoff: Backoff::default(),
             fetch_rotation: 0,
+            fetch_sessions: HashMap::new(),
             tasks: FuturesUnordered::new(),
             events: None,
             routes_tx,
@@ -442,26 +446,70 @@ impl FlowRunner {
             // the first batch of the first partition whole.
             indexes.sort_by_key(|i| !self.slots[*i].larger_fetch);
             let max_bytes = room.min(MAX_FETCH_RESPONSE_BYTES);
+            let wanted: Vec<Wanted> = indexes
+                .iter()
+                .map(|index| {
+                    let slot = &self.slots[*index];
+                    let route = &self.routes[slot.route];
+                    // A batch larger than the partition limit comes back whole only
+                    // when its partition is the first of the response.
+                    let max_bytes = if slot.larger_fetch {
+                        MAX_FETCH_RESPONSE_BYTES
+                    } else {
+                        self.spec.partition_fetch_bytes
+                    };
+                    Wanted {
+                        topic: route.source.clone(),
+                        topic_id: route.source_id,
+                        partition: slot.partition,
+                        fetch_offset: slot.state.fetch_position(),
+                        max_bytes: max_bytes as i32,
+                    }
+                })
+                .collect();
+            let session = match self.fetch_sessions.get_mut(&leader) {
+                Some(session) => session.request(&wanted),
+                // Until the first answer shows the broker's Fetch version: no session.
+                None => SessionRequest {
+                    session_id: 0,
+                    epoch: -1,
+                    send: wanted,
+                    forget: Vec::new(),
+                },
+            };
             let mut topics: Vec<FetchTopic> = Vec::new();
-            for index in &indexes {
-                let slot = &self.slots[*index];
-                let route = &self.routes[slot.route];
+            for want in &session.send {
                 let partition = FetchPartition::default()
-                    .with_partition(slot.partition)
+                    .with_partition(want.partition)
                     .with_current_leader_epoch(-1)
-                    .with_fetch_offset(slot.state.fetch_position())
+                    .with_fetch_offset(want.fetch_offset)
                     .with_last_fetched_epoch(-1)
                     .with_log_start_offset(-1)
-                    .with_partition_max_bytes(self.spec.partition_fetch_bytes as i32);
+                    .with_partition_max_bytes(want.max_bytes);
                 match topics
                     .iter_mut()
-                    .find(|t| t.topic_id == route.source_id && t.topic.0.as_str() == route.source)
+                    .find(|t| t.topic_id == want.topic_id && t.topic.0.as_str() == want.topic)
                 {
                     Some(topic) => topic.partitions.push(partition),
                     None => topics.push(
                         FetchTopic::default()
-                            .with_topic(TopicName(StrBytes::from_string(route.source.clone())))
-                            .with_topic_id(route.source_id)
+                            .with_topic(TopicName(StrBytes::from_string(want.topic.clone())))
+                            .with_topic_id(want.topic_id)
+                            .with_partitions(vec![partition]),
+                    ),
+                }
+            }
+            let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+            for (topic, topic_id, partition) in session.forget {
+                match forgotten
+                    .iter_mut()
+                    .find(|t| t.topic_id == topic_id && t.topic.0.as_str() == topic)
+                {
+                    Some(entry) => entry.partitions.push(partition),
+                    None => forgotten.push(
+                        ForgottenTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(topic)))
+                            .with_topic_id(topic_id)
                             .with_partitions(vec![partition]),
                     ),
                 }
@@ -476,9 +524,10 @@ impl FlowRunner {
                 .with_min_bytes(1)
                 .with_max_bytes(max_bytes as i32)
                 .with_isolation_level(1)
-                .with_session_id(0)
-                .with_session_epoch(-1)
-                .with_topics(topics);
+                .with_session_id(session.session_id)
+                .with_session_epoch(session.epoch)
+                .with_topics(topics)
+                .with_forgotten_topics_data(forgotten);
             let source = self.source.clone();
             self.tasks.push(Box::pin(async move {
                 let result = send_fetch(&source, leader, request).await;
@@ -840,7 +889,7 @@ impl FlowRunner {
         &mut self,
         broker: i32,
         slots: Vec<usize>,
-        result: Result<FetchResponse, WireError>,
+        result: Result<(FetchResponse, i16), WireError>,
     ) {
         if let Some(n) = self.fetches_in_flight.get_mut(&broker) {
             *n = n.saturating_sub(1);
@@ -849,9 +898,21 @@ impl FlowRunner {
             self.slots[*index].fetching = false;
         }
         let response = match result {
-            Ok(response) => response,
+            Ok((response, version)) => {
+                match self.fetch_sessions.get_mut(&broker) {
+                    Some(session) => session.on_response(response.error_code, response.session_id),
+                    None => {
+                        self.fetch_sessions
+                            .insert(broker, FetchSession::new(version));
+                    }
+                }
+                response
+            }
             Err(error) => {
                 tracing::warn!(flow = %self.spec.name(), broker, %error, "fetch failed; retrying after backoff");
+                if let Some(session) = self.fetch_sessions.get_mut(&broker) {
+                    session.reset();
+                }
                 self.metadata_wanted = true;
                 for index in slots {
                     self.retry_later(index, true);
@@ -859,6 +920,13 @@ impl FlowRunner {
                 return;
             }
         };
+        if matches!(
+            response.error_code.err(),
+            Some(ResponseError::FetchSessionIdNotFound | ResponseError::InvalidFetchSessionEpoch)
+        ) {
+            tracing::debug!(flow = %self.spec.name(), broker, "fetch session lost; the next fetch opens a new one");
+            return;
+        }
         if let Some(error) = response.error_code.err() {
             tracing::warn!(flow = %self.spec.name(), broker, ?error, "fetch refused as a whole; retrying");
             self.metadata_wanted = true;
@@ -1175,13 +1243,15 @@ async fn send_produce(
     Ok(response)
 }
 
+/// The response and the Fetch version it was asked at (sessions need v7).
 async fn send_fetch(
     source: &ClusterClient,
     leader: i32,
     request: FetchRequest,
-) -> Result<FetchResponse, WireError> {
+) -> Result<(FetchResponse, i16), WireError> {
     let connection = source.connection(leader, Purpose::Fetch).await?;
-    let response = connection.request(request).await?;
+    let version = connection.version_for::<FetchRequest>().unwrap_or(4);
+    let response = connection.request_at_version(request, version).await?;
     connection.throttle(response.throttle_time_ms);
-    Ok(response)
+    Ok((response, version))
 }

@@ -3,6 +3,7 @@
 
 mod error;
 mod events;
+mod fetch_session;
 mod flow;
 mod ingest;
 mod outcome;

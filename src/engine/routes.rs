@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::config::StartPosition;
-use crate::topology::admin::create_partitions;
+use crate::config::{ConfigPropertyFilter, TopicConfigDefaults};
+use crate::topology::admin::{create_partitions, describe_topic_configs};
+use crate::topology::configs_for_new_topic;
 use crate::topology::partitions::PartitionIncrease;
 use crate::wire::{ClusterClient, MetadataSnapshot};
 
 use super::error::EngineError;
-use super::setup;
+use super::setup::{self, NewTopic};
 use super::spec::{list_offsets_timestamp, TopicRoute};
 
 /// What preparation needs; cheap to clone into a task.
@@ -25,6 +27,9 @@ pub struct RouteSetup {
     pub target: ClusterClient,
     pub progress_group: String,
     pub replication_factor: Option<i16>,
+    /// Which source configs new target topics take (MM2's rules); None: only
+    /// compression.type=producer.
+    pub new_topic_configs: Option<(ConfigPropertyFilter, TopicConfigDefaults)>,
 }
 
 /// A topic ready to mirror.
@@ -98,7 +103,7 @@ impl RouteSetup {
                 .get(&route.target)
                 .filter(|t| t.error.is_none())
             {
-                None => missing.push((route.target.clone(), wanted)),
+                None => missing.push((route.source.clone(), route.target.clone(), wanted)),
                 Some(existing) => {
                     let have = existing.partitions.len() as i32;
                     if have < wanted {
@@ -116,7 +121,8 @@ impl RouteSetup {
                 }
             }
         }
-        setup::create_missing_topics(&self.target, &missing, self.replication_factor).await?;
+        let new_topics = self.new_topics(missing.clone()).await;
+        setup::create_missing_topics(&self.target, &new_topics, self.replication_factor).await?;
         if !grow.is_empty() {
             for (topic, result) in create_partitions(&self.target, &grow).await? {
                 result.map_err(|source| EngineError::GrowTopic { topic, source })?;
@@ -200,6 +206,45 @@ impl RouteSetup {
             }
         }
         Ok(prepared)
+    }
+}
+
+impl RouteSetup {
+    /// The topics to create with their source's configs, as MM2 creates them. A source
+    /// whose configs can't be read gets only compression.type=producer (config sync, when
+    /// on, copies the rest later).
+    async fn new_topics(&self, missing: Vec<(String, String, i32)>) -> Vec<NewTopic> {
+        let Some((filter, defaults)) = &self.new_topic_configs else {
+            return missing
+                .into_iter()
+                .map(|(_, target, partitions)| NewTopic::plain(target, partitions))
+                .collect();
+        };
+        let sources: Vec<String> = missing
+            .iter()
+            .map(|(source, _, _)| source.clone())
+            .collect();
+        let described = match describe_topic_configs(&self.source, &sources).await {
+            Ok(described) => described,
+            Err(error) => {
+                tracing::warn!(flow = %self.flow, %error,
+                    "could not read the source topics' configs; creating target topics with compression.type=producer only");
+                Default::default()
+            }
+        };
+        missing
+            .into_iter()
+            .map(
+                |(source, target, partitions)| match described.get(&source) {
+                    Some(Ok(entries)) => NewTopic {
+                        name: target,
+                        partitions,
+                        configs: configs_for_new_topic(entries, filter, *defaults),
+                    },
+                    _ => NewTopic::plain(target, partitions),
+                },
+            )
+            .collect()
     }
 }
 

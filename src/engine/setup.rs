@@ -38,11 +38,31 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-/// Creates the target topics that don't exist yet, with the source's partition count and
-/// compression.type=producer so the target keeps the forwarded bytes as they are.
+/// A target topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    /// Must hold compression.type=producer unless the user excluded it, so the target
+    /// keeps forwarded batches as they are.
+    pub configs: Vec<(String, String)>,
+}
+
+impl NewTopic {
+    /// Only compression.type=producer.
+    pub fn plain(name: String, partitions: i32) -> Self {
+        NewTopic {
+            name,
+            partitions,
+            configs: vec![("compression.type".into(), "producer".into())],
+        }
+    }
+}
+
+/// Creates the target topics that don't exist yet.
 pub async fn create_missing_topics(
     target: &ClusterClient,
-    missing: &[(String, i32)],
+    missing: &[NewTopic],
     replication_factor: Option<i16>,
 ) -> Result<(), EngineError> {
     if missing.is_empty() {
@@ -50,20 +70,32 @@ pub async fn create_missing_topics(
     }
     let topics = missing
         .iter()
-        .map(|(topic, partitions)| {
+        .map(|topic| {
             CreatableTopic::default()
-                .with_name(name(topic))
-                .with_num_partitions(*partitions)
+                .with_name(name(&topic.name))
+                .with_num_partitions(topic.partitions)
                 .with_replication_factor(replication_factor.unwrap_or(-1))
-                .with_configs(vec![CreatableTopicConfig::default()
-                    .with_name(StrBytes::from_static_str("compression.type"))
-                    .with_value(Some(StrBytes::from_static_str("producer")))])
+                .with_configs(
+                    topic
+                        .configs
+                        .iter()
+                        .map(|(key, value)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(key.clone()))
+                                .with_value(Some(StrBytes::from_string(value.clone())))
+                        })
+                        .collect(),
+                )
         })
         .collect();
     let request = CreateTopicsRequest::default()
         .with_topics(topics)
         .with_timeout_ms(30_000);
-    let response = target.send_any(request).await?;
+    let response = target
+        .retry(&Backoff::default(), SETUP_RETRY_LIMIT, || {
+            target.send_any(request.clone())
+        })
+        .await?;
     for topic in response.topics {
         match topic.error_code.err() {
             None | Some(ResponseError::TopicAlreadyExists) => {

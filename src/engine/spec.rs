@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::config::StartPosition;
+use crate::config::{ConfigPropertyFilter, TopicConfigDefaults};
 use crate::wire::ConnectionConfig;
 
 /// The ListOffsets timestamp that asks for a start position.
@@ -65,6 +66,8 @@ pub struct FlowSpec {
     pub replication_factor: Option<i16>,
     /// None: mirror `topics` only.
     pub discovery: Option<Discovery>,
+    /// Which source configs new target topics take; None: only compression.type=producer.
+    pub new_topic_configs: Option<(ConfigPropertyFilter, TopicConfigDefaults)>,
 }
 
 impl FlowSpec {
@@ -97,6 +100,7 @@ impl FlowSpec {
             commit_interval: Duration::from_secs(5),
             replication_factor: None,
             discovery: None,
+            new_topic_configs: None,
         }
     }
 }

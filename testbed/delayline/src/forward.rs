@@ -1,0 +1,306 @@
+//! The event loop: read packets from either tun device as they come, hold each in its
+//! direction's ring until the shaper's delivery time, write it to the other device.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::params::{Options, Shaping};
+use crate::ring::PacketRing;
+use crate::shaper::{Shaper, Verdict};
+use crate::signals::{Signal, SignalFd};
+use crate::stats::{Bytes, Counters};
+
+const SIGNALS: Token = Token(2);
+/// A direction's ring never grows past this: 8 s of traffic at 1 Gbit/s.
+const MAX_RING_BYTES: usize = 1 << 30;
+/// Starting size when the rate is unlimited and gives no hint.
+const UNLIMITED_RING_BYTES: usize = 16 << 20;
+/// A write that the device refuses for lack of room is tried again after this.
+const RETRY: Duration = Duration::from_millis(1);
+
+struct Direction {
+    /// "a->b" or "b->a".
+    name: &'static str,
+    ring: PacketRing,
+    shaper: Shaper,
+    counters: Counters,
+    /// The last write failed: its error is logged once until a write succeeds.
+    failing: bool,
+}
+
+pub struct Forwarder {
+    options: Options,
+    shaping: Shaping,
+    /// A's device, then B's; direction `i` reads `tuns[i]` and writes the other.
+    tuns: [File; 2],
+    directions: [Direction; 2],
+    signals: SignalFd,
+    clock: Instant,
+    cut: bool,
+    /// Where packets go when a ring is full, to be dropped.
+    scratch: Vec<u8>,
+}
+
+impl Forwarder {
+    pub fn new(options: Options, tuns: [File; 2], signals: SignalFd) -> Forwarder {
+        let shaping = options.shaping;
+        let mtu = usize::from(options.mtu);
+        let clock = Instant::now();
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let seed = since_epoch.as_nanos() as u64 ^ u64::from(std::process::id());
+        let direction = |name, seed| Direction {
+            name,
+            ring: PacketRing::new(ring_bytes(&shaping), MAX_RING_BYTES),
+            shaper: Shaper::new(&shaping, mtu, seed),
+            counters: Counters::default(),
+            failing: false,
+        };
+        Forwarder {
+            directions: [direction("a->b", seed), direction("b->a", !seed)],
+            options,
+            shaping,
+            tuns,
+            signals,
+            clock,
+            cut: false,
+            scratch: vec![0; mtu],
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut poll = Poll::new()?;
+        for (index, tun) in self.tuns.iter().enumerate() {
+            poll.registry().register(
+                &mut SourceFd(&tun.as_raw_fd()),
+                Token(index),
+                Interest::READABLE,
+            )?;
+        }
+        poll.registry().register(
+            &mut SourceFd(&self.signals.file().as_raw_fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )?;
+        let mut events = Events::with_capacity(16);
+        let stats_every = self.options.stats_interval.map(|i| i.as_nanos() as u64);
+        let mut next_stats = stats_every;
+        let mut printed = [Counters::default(); 2];
+        loop {
+            let now = self.now();
+            let mut retry = false;
+            for index in 0..2 {
+                retry |= self.deliver(index, now);
+            }
+            if let (Some(every), Some(at)) = (stats_every, next_stats) {
+                if now >= at {
+                    let current = [self.directions[0].counters, self.directions[1].counters];
+                    if current != printed {
+                        self.print_stats();
+                        printed = current;
+                    }
+                    next_stats = Some(now + every);
+                }
+            }
+            // A packet the far device refused is due already: wait a little, not at all.
+            let wake = if retry {
+                Some(now + RETRY.as_nanos() as u64)
+            } else {
+                self.directions
+                    .iter()
+                    .filter_map(|d| d.ring.front().map(|(due, _)| due))
+                    .chain(next_stats)
+                    .min()
+            };
+            let timeout = wake.map(|at| Duration::from_nanos(at.saturating_sub(now)));
+            match poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => {
+                        if self.handle_signals()? {
+                            self.print_stats();
+                            return Ok(());
+                        }
+                    }
+                    Token(index) => self.receive(index)?,
+                }
+            }
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.elapsed().as_nanos() as u64
+    }
+
+    /// Reads every packet waiting on device `index` into its direction's ring.
+    fn receive(&mut self, index: usize) -> io::Result<()> {
+        let mtu = usize::from(self.options.mtu);
+        loop {
+            let direction = &mut self.directions[index];
+            let (buffer, kept) = match direction.ring.slot(mtu) {
+                Some(slot) => (slot, true),
+                None => (&mut self.scratch[..], false),
+            };
+            let len = match (&self.tuns[index]).read(buffer) {
+                Ok(len) => len,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("reading the tun device of {}: {e}", direction.name),
+                    ))
+                }
+            };
+            if self.cut {
+                direction.counters.cut += 1;
+            } else if !kept {
+                direction.counters.overflow += 1;
+            } else {
+                let now = self.clock.elapsed().as_nanos() as u64;
+                match direction.shaper.admit(now, len) {
+                    Verdict::Deliver(due) => direction.ring.commit(len, due),
+                    Verdict::Lost => direction.counters.lost += 1,
+                    Verdict::QueueFull => direction.counters.queue_full += 1,
+                }
+            }
+        }
+    }
+
+    /// Writes the packets of direction `index` that are due; true when the far device
+    /// had no room and the rest must be tried again shortly.
+    fn deliver(&mut self, index: usize, now: u64) -> bool {
+        let direction = &mut self.directions[index];
+        let mut far = &self.tuns[1 - index];
+        let queue_ns = self.shaping.queue.as_nanos() as u64;
+        while let Some((due, packet)) = direction.ring.front() {
+            if due > now {
+                break;
+            }
+            // Without a rate limit nothing else bounds the backlog when packets come in
+            // faster than the far side takes them.
+            if now - due > queue_ns {
+                direction.counters.late += 1;
+                direction.ring.pop();
+                continue;
+            }
+            match far.write(packet) {
+                Ok(_) => {
+                    direction.counters.forwarded_packets += 1;
+                    direction.counters.forwarded_bytes += packet.len() as u64;
+                    direction.failing = false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    direction.counters.write_errors += 1;
+                    if !direction.failing {
+                        eprintln!(
+                            "delayline: {}: the far device refuses packets ({e}); dropping them until it takes them again",
+                            direction.name
+                        );
+                        direction.failing = true;
+                    }
+                }
+            }
+            direction.ring.pop();
+        }
+        false
+    }
+
+    /// Acts on pending signals; true when asked to stop.
+    fn handle_signals(&mut self) -> io::Result<bool> {
+        while let Some(signal) = self.signals.next()? {
+            match signal {
+                Signal::Stop => return Ok(true),
+                Signal::Reload => self.reload(),
+                Signal::Cut => {
+                    self.cut = true;
+                    for direction in &mut self.directions {
+                        direction.counters.cut += direction.ring.packets() as u64;
+                        direction.ring.clear();
+                    }
+                    eprintln!("delayline: link cut: every packet is dropped until SIGUSR2");
+                }
+                Signal::Restore => {
+                    self.cut = false;
+                    eprintln!("delayline: link restored");
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    fn reload(&mut self) {
+        let Some(path) = &self.options.control else {
+            eprintln!("delayline: SIGHUP ignored: no --control file was given");
+            return;
+        };
+        let words = match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                eprintln!(
+                    "delayline: cannot read {} ({e}); keeping {}",
+                    path.display(),
+                    self.shaping
+                );
+                return;
+            }
+        };
+        let mut shaping = self.shaping;
+        if let Err(reason) = shaping.apply_words(&words) {
+            eprintln!(
+                "delayline: {}: {reason}; keeping {}",
+                path.display(),
+                self.shaping
+            );
+            return;
+        }
+        self.shaping = shaping;
+        for direction in &mut self.directions {
+            direction
+                .shaper
+                .reconfigure(&shaping, usize::from(self.options.mtu));
+        }
+        eprintln!("delayline: now {shaping}");
+    }
+
+    fn print_stats(&self) {
+        for direction in &self.directions {
+            eprintln!(
+                "delayline: {}: {}; in flight {} (ring {})",
+                direction.name,
+                direction.counters,
+                Bytes(direction.ring.queued_bytes() as u64),
+                Bytes(direction.ring.capacity() as u64),
+            );
+        }
+    }
+}
+
+/// Room for the bytes in flight at the link rate over the delay and a full queue, with
+/// a margin; the ring grows when that proves short.
+fn ring_bytes(shaping: &Shaping) -> usize {
+    match shaping.rate_bits {
+        Some(bits) => {
+            let seconds = (shaping.delay + shaping.queue).as_secs_f64();
+            let bytes = bits as f64 / 8.0 * seconds * 1.25;
+            (bytes as usize + (1 << 20)).min(MAX_RING_BYTES)
+        }
+        None => UNLIMITED_RING_BYTES,
+    }
+}

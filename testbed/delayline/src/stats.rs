@@ -1,0 +1,74 @@
+//! Counters of one direction, printed to the log so that a run can be checked afterwards.
+
+use std::fmt;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub forwarded_packets: u64,
+    pub forwarded_bytes: u64,
+    /// Random loss.
+    pub lost: u64,
+    /// The bottleneck's queue was full.
+    pub queue_full: u64,
+    /// The ring reached its largest size.
+    pub overflow: u64,
+    /// Due longer ago than the queue allows: the forwarder could not keep up.
+    pub late: u64,
+    /// Dropped while the link was cut.
+    pub cut: u64,
+    /// The far device refused the packet (e.g. it is down).
+    pub write_errors: u64,
+}
+
+impl fmt::Display for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} packets, {}; dropped: {} lost, {} queue full, {} overflow, {} late, {} cut, {} write errors",
+            self.forwarded_packets,
+            Bytes(self.forwarded_bytes),
+            self.lost,
+            self.queue_full,
+            self.overflow,
+            self.late,
+            self.cut,
+            self.write_errors
+        )
+    }
+}
+
+/// A byte count for people: `12.5 MB`.
+pub struct Bytes(pub u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.0 as f64;
+        match self.0 {
+            0..1_000 => write!(f, "{} B", self.0),
+            1_000..1_000_000 => write!(f, "{:.1} kB", value / 1e3),
+            1_000_000..1_000_000_000 => write!(f, "{:.1} MB", value / 1e6),
+            _ => write!(f, "{:.2} GB", value / 1e9),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_read_as_a_sentence() {
+        let counters = Counters {
+            forwarded_packets: 3,
+            forwarded_bytes: 12_500_000,
+            lost: 1,
+            ..Counters::default()
+        };
+        assert_eq!(
+            counters.to_string(),
+            "3 packets, 12.5 MB; dropped: 1 lost, 0 queue full, 0 overflow, 0 late, 0 cut, 0 write errors"
+        );
+        assert_eq!(Bytes(999).to_string(), "999 B");
+        assert_eq!(Bytes(2_340_000_000).to_string(), "2.34 GB");
+    }
+}
