@@ -14,7 +14,9 @@ const STRAIT: &str = env!("CARGO_BIN_EXE_strait");
 const COPY_LIMIT: Duration = Duration::from_secs(240);
 
 /// A properties file for one flow `source_alias->target_alias` between two testbed
-/// clusters, mirroring exactly the topics named (regex-escaped).
+/// clusters, mirroring exactly the topics named (regex-escaped). Heartbeat topics are
+/// not replicated: flows from different clusters share the aliases, so they would
+/// share `src.heartbeats` and its progress on the target.
 pub struct FlowFile {
     pub source_alias: String,
     pub target_alias: String,
@@ -61,7 +63,8 @@ impl FlowFile {
              {src}->{dst}.enabled = true\n\
              {topics_line}\
              replication.factor = 1\n\
-             strait.status.interval.seconds = 1\n",
+             strait.status.interval.seconds = 1\n\
+             heartbeats.replication.enabled = false\n",
             src = self.source_alias,
             dst = self.target_alias,
             src_bootstrap = self.source.bootstrap(),
