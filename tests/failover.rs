@@ -170,7 +170,6 @@ fn failover_flow(topics: &[&str]) -> FlowFile {
             // The testbed's clusters are shared: no heartbeat traffic unless a test
             // is about it.
             "emit.heartbeats.enabled = false",
-            "heartbeats.replication.enabled = false",
             "checkpoints.topic.replication.factor = 1",
             "heartbeats.topic.replication.factor = 1",
             "offset-syncs.topic.replication.factor = 1",
@@ -708,8 +707,6 @@ fn strait_takes_over_from_mm2_without_copying_twice() {
     flow.target_alias = target_alias;
     flow.extra.push("emit.checkpoints.enabled = false".into());
     flow.extra.push("emit.heartbeats.enabled = false".into());
-    flow.extra
-        .push("heartbeats.replication.enabled = false".into());
     let mut strait = Strait::start(&flow.write(dir.path()));
     strait.wait_for_counts(Cluster::Target, &remote, &[150, 150]);
     let (status, log) = strait.stop();
