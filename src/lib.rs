@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod config;
 pub mod engine;
+pub mod failover;
 pub mod offsets;
 pub mod plan;
 pub mod run;
