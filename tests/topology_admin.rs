@@ -390,7 +390,7 @@ fn authorizer_cluster() -> String {
                 "start",
                 "authz",
                 "--port",
-                "59292",
+                "24092",
                 "--set",
                 "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
                 "--set",
