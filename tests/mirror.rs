@@ -381,7 +381,11 @@ fn batches_above_the_targets_limit_are_split_and_large_records_pass() {
     );
     let source = read_topic(Cluster::Source, &topic);
 
-    let flow = FlowFile::new(Cluster::Source, Cluster::Target, &[&topic]);
+    // The target keeps Kafka's default limit: its topic exists before strait starts,
+    // and config sync (which would copy the source's 8 MB limit, as MM2 does) is off.
+    let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, &[&topic]);
+    flow.extra.push("sync.topic.configs.enabled = false".into());
+    create_topic(Cluster::Target, &flow.remote(&topic), PARTITIONS, &[]);
     mirror_until_copied(&flow, &[(&topic, &source, PARTITIONS)]);
 
     let target = read_topic(Cluster::Target, &flow.remote(&topic));

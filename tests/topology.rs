@@ -441,7 +441,7 @@ fn produce_at(bootstrap: &str, topic: &str, count: usize) -> Vec<(String, String
 
 #[test]
 fn hub_and_spoke_three_sources_into_one_hub_from_one_process() {
-    let third = ExtraCluster::start("strait-spoke", 59192);
+    let third = ExtraCluster::start("strait-spoke", 23092);
     let prefix = unique_topic("hub");
     let one = format!("{prefix}.one");
     let two = format!("{prefix}.two");

@@ -379,24 +379,30 @@ fn kafka_acls(bootstrap: &str, args: &[&str]) -> String {
 /// listener is ANONYMOUS, a super user), started for this test binary and stopped by the
 /// testbed once no test process uses it.
 fn authorizer_cluster() -> String {
-    let pid = std::process::id().to_string();
-    // Everyone on the plaintext listener is User:ANONYMOUS: a super user here, so the
-    // test can write ACLs for other principals and read them back.
-    common::testbed(&[
-        "start",
-        "authz",
-        "--port",
-        "59292",
-        "--set",
-        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "--set",
-        "super.users=User:ANONYMOUS",
-        "--set",
-        "allow.everyone.if.no.acl.found=true",
-        "--lease",
-        &pid,
-    ]);
-    common::testbed(&["bootstrap", "authz"]).trim().to_string()
+    // Once per test binary: the tests that need it run in parallel.
+    static BOOTSTRAP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOTSTRAP
+        .get_or_init(|| {
+            let pid = std::process::id().to_string();
+            // Everyone on the plaintext listener is User:ANONYMOUS: a super user here, so
+            // the test can write ACLs for other principals and read them back.
+            common::testbed(&[
+                "start",
+                "authz",
+                "--port",
+                "24092",
+                "--set",
+                "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "--set",
+                "super.users=User:ANONYMOUS",
+                "--set",
+                "allow.everyone.if.no.acl.found=true",
+                "--lease",
+                &pid,
+            ]);
+            common::testbed(&["bootstrap", "authz"]).trim().to_string()
+        })
+        .clone()
 }
 
 #[test]

@@ -17,9 +17,9 @@ pub enum Cluster {
     Source,
     /// Newest Kafka 4.x, single node, 127.0.0.1:29092.
     Target,
-    /// Kafka 3.9.x, single node, 127.0.0.1:39092.
+    /// Kafka 3.9.x, single node, 127.0.0.1:31092.
     Legacy,
-    /// Newest Kafka 4.x, three nodes, 127.0.0.1:49092-49094.
+    /// Newest Kafka 4.x, three nodes, 127.0.0.1:32092-32094.
     Trio,
 }
 

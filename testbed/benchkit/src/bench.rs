@@ -1,0 +1,493 @@
+//! The benchmark proper: fill a workload's source topic once, then for each run let
+//! every system copy it into a clean target topic, measure, verify, clean up.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::ceiling;
+use crate::clusters::Testbed;
+use crate::copy::CopyWatch;
+use crate::kafka::{Cluster, Fingerprint};
+use crate::latency::{LatencyLoad, LatencySummary};
+use crate::mirrors::{MirrorJob, Programs};
+use crate::options::System;
+use crate::procfs;
+use crate::report::{self, Measurement, Metrics, WorkloadInfo, WorkloadReport};
+use crate::workload::{self, Workload};
+
+const GIB: f64 = (1u64 << 30) as f64;
+const MIB: f64 = (1u64 << 20) as f64;
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+pub struct Settings {
+    pub size: u64,
+    pub runs: u32,
+    pub systems: Vec<System>,
+    pub latency_rate: u32,
+    pub latency_warmup: Duration,
+    pub latency_measured: Duration,
+    /// Time budget of one copy, from launch to the last record.
+    pub time_limit: Duration,
+    /// Keep a filled source topic of the right size from an earlier invocation.
+    pub reuse_fill: bool,
+}
+
+pub struct Bench<'a> {
+    pub settings: &'a Settings,
+    /// Makes cluster aliases, topics and groups unique to this invocation, so that
+    /// kept clusters hold no progress of an earlier one.
+    pub session: String,
+    pub out: &'a Path,
+    pub testbed: &'a Testbed,
+    pub source: &'a Cluster,
+    pub target: &'a Cluster,
+    pub target_name: &'a str,
+    pub source_name: &'a str,
+    pub programs: Programs<'a>,
+}
+
+/// What every run of a workload compares against.
+struct Filled {
+    workload: Workload,
+    topic: String,
+    ends: Vec<i64>,
+    records: u64,
+    log_bytes: u64,
+    print: Fingerprint,
+    payloads: Vec<Vec<u8>>,
+    payload_file: PathBuf,
+}
+
+impl Bench<'_> {
+    pub fn workload(
+        &self,
+        workload: Workload,
+        on_measurement: &mut dyn FnMut(&Measurement),
+    ) -> anyhow::Result<WorkloadReport> {
+        let filled = self.fill(workload)?;
+        let info = WorkloadInfo {
+            name: workload.name().to_string(),
+            description: workload.describe(),
+            records: filled.records,
+            record_bytes: filled.records * workload.record_size() as u64,
+            source_log_bytes: filled.log_bytes,
+            latency_records_per_second: self.settings.latency_rate,
+            latency_measured_seconds: self.settings.latency_measured.as_secs(),
+        };
+        let mut measurements = Vec::new();
+        for run in 1..=self.settings.runs {
+            for &system in &self.settings.systems {
+                let measurement = self.measure(&filled, run, system);
+                on_measurement(&measurement);
+                measurements.push(measurement);
+            }
+        }
+        if !self.settings.reuse_fill {
+            self.source.delete_topic(&filled.topic)?;
+        }
+        Ok(WorkloadReport {
+            info,
+            summary: report::summarize(&self.settings.systems, &measurements),
+            measurements,
+        })
+    }
+
+    fn fill(&self, workload: Workload) -> anyhow::Result<Filled> {
+        let topic = format!("bench-{}", workload.name());
+        let records = self.settings.size / workload.record_size() as u64;
+        if records == 0 {
+            bail!(
+                "--size is smaller than one {} B record",
+                workload.record_size()
+            );
+        }
+        let partitions = workload.partitions();
+        let payloads = workload::payloads(workload.record_size());
+        let payload_file = self.out.join(format!("payloads-{}.txt", workload.name()));
+        workload::write_payload_file(&payload_file, &payloads)?;
+
+        let reusable = self.settings.reuse_fill
+            && self.source.partitions(&topic)? == Some(partitions as usize)
+            && self
+                .source
+                .end_offsets(&topic, partitions)?
+                .iter()
+                .sum::<i64>()
+                == records as i64;
+        if reusable {
+            eprintln!("benchkit: {workload}: reusing the filled source topic {topic}");
+        } else {
+            self.source.delete_topic(&topic)?;
+            self.source.create_topic(&topic, partitions, &[])?;
+            eprintln!(
+                "benchkit: {workload}: filling {topic} with {records} records ({})",
+                workload.describe()
+            );
+            let log = self.out.join(format!("fill-{}.log", workload.name()));
+            let mut args = vec![
+                "--bootstrap-server".to_string(),
+                self.source.bootstrap.clone(),
+                "--topic".to_string(),
+                topic.clone(),
+                "--num-records".to_string(),
+                records.to_string(),
+                "--payload-file".to_string(),
+                payload_file.display().to_string(),
+                "--throughput".to_string(),
+                "-1".to_string(),
+                "--command-property".to_string(),
+            ];
+            args.extend(
+                workload
+                    .producer_settings()
+                    .into_iter()
+                    .map(|(key, value)| format!("{key}={value}")),
+            );
+            let filler = self.programs.kafka.spawn(
+                "fill",
+                &["-Xmx512M"],
+                "org.apache.kafka.tools.ProducerPerformance",
+                &args,
+                &log,
+            )?;
+            match filler.wait(self.settings.time_limit * 2) {
+                Some(finished) if finished.succeeded() => {}
+                Some(finished) => bail!(
+                    "filling {topic}: ProducerPerformance exited with code {}: {} (log: {})",
+                    finished.code,
+                    filler.log_tail(1),
+                    log.display()
+                ),
+                None => bail!(
+                    "filling {topic} did not finish within {} s (log: {})",
+                    (self.settings.time_limit * 2).as_secs(),
+                    log.display()
+                ),
+            }
+        }
+        let ends = self.source.end_offsets(&topic, partitions)?;
+        if ends.iter().sum::<i64>() != records as i64 {
+            bail!(
+                "source topic {topic} holds {} records, not {records} (end offsets {ends:?})",
+                ends.iter().sum::<i64>()
+            );
+        }
+        let log_bytes = self.testbed.log_bytes(self.source_name, &topic)?;
+        let print = self
+            .source
+            .fingerprint(&topic, self.settings.time_limit)
+            .context("reading the filled source topic back")?;
+        eprintln!(
+            "benchkit: {workload}: {records} records, {:.0} MiB of record values in {:.0} MiB of source log",
+            (records * workload.record_size() as u64) as f64 / MIB,
+            log_bytes as f64 / MIB
+        );
+        Ok(Filled {
+            workload,
+            topic,
+            ends,
+            records,
+            log_bytes,
+            print,
+            payloads,
+            payload_file,
+        })
+    }
+
+    fn measure(&self, filled: &Filled, run: u32, system: System) -> Measurement {
+        let alias = format!(
+            "{}r{run}{}{}",
+            filled.workload.name(),
+            system.tag(),
+            self.session
+        );
+        let latency_topic = format!("lat-{alias}");
+        let (log, result) = match system {
+            System::Ceiling => {
+                let logs = [
+                    self.out.join(format!("{alias}-consumer.log")),
+                    self.out.join(format!("{alias}-producer.log")),
+                ];
+                let result = self.ceiling(filled, &alias, &latency_topic, &logs);
+                (logs.map(|l| l.display().to_string()).join(", "), result)
+            }
+            _ => {
+                let job = MirrorJob {
+                    system,
+                    workload: filled.workload,
+                    alias: alias.clone(),
+                    topics: vec![filled.topic.clone(), latency_topic.clone()],
+                    source: &self.source.bootstrap,
+                    target: &self.target.bootstrap,
+                    dir: self.out.to_path_buf(),
+                };
+                let result = self.mirror(filled, &job, &latency_topic);
+                (job.log().display().to_string(), result)
+            }
+        };
+        let (metrics, error) = match result {
+            Ok(metrics) => (Some(metrics), None),
+            Err(error) => (None, Some(error)),
+        };
+        Measurement {
+            workload: filled.workload.name().to_string(),
+            run,
+            system,
+            log,
+            error,
+            metrics,
+        }
+    }
+
+    fn mirror(
+        &self,
+        filled: &Filled,
+        job: &MirrorJob,
+        latency_topic: &str,
+    ) -> Result<Metrics, String> {
+        let partitions = filled.workload.partitions();
+        let target_topic = job.target_topic(&filled.topic);
+        let target_latency_topic = job.target_topic(latency_topic);
+        let log = job.log();
+        let name = job.system.name();
+        let fail = |what: String| format!("{what} (log: {})", log.display());
+        let mut keep_copy = false;
+        let result = (|| {
+            self.source
+                .create_topic(latency_topic, partitions, &[])
+                .map_err(|e| format!("{e:#}"))?;
+            // Empty target topics wait for every system: MirrorMaker 1 creates none (and
+            // the brokers do not create them), and a partition that is still getting its
+            // leader when the first produce arrives would measure the start-up, not the
+            // copy.
+            for topic in [&target_topic, &target_latency_topic] {
+                self.target
+                    .delete_topic(topic)
+                    .and_then(|()| self.target.create_topic(topic, partitions, &[]))
+                    .map_err(|e| format!("{e:#}"))?;
+            }
+            let launched = Instant::now();
+            let child = job.start(&self.programs).map_err(|e| format!("{e:#}"))?;
+            let watched = CopyWatch {
+                target: self.target,
+                topic: &target_topic,
+                expected: &filled.ends,
+                per_partition: job.system != System::Mm1,
+                writer: &child,
+                broker_pid: self.broker_pid().map_err(|e| format!("{e:#}"))?,
+                launched,
+                limit: self.settings.time_limit,
+            }
+            .run();
+            let window = match watched {
+                Ok(window) => window,
+                Err(error) => {
+                    child.stop(STOP_GRACE);
+                    return Err(fail(error));
+                }
+            };
+            let latency = self.latency(filled, latency_topic, &target_latency_topic);
+            let peak_rss = procfs::peak_rss(child.pid).unwrap_or(0);
+            let finished = child.stop(STOP_GRACE);
+            if finished.code != 0 && finished.code != 128 + libc::SIGTERM {
+                eprintln!(
+                    "benchkit: {name} exited with code {} when stopped (log: {})",
+                    finished.code,
+                    log.display()
+                );
+            }
+            let target_bytes = self
+                .testbed
+                .log_bytes(self.target_name, &target_topic)
+                .map_err(|e| format!("{e:#}"))?;
+            let copy = self
+                .target
+                .fingerprint(&target_topic, self.settings.time_limit)
+                .map_err(|e| fail(format!("{e:#}")))?;
+            let (difference, verified) = if job.system == System::Mm1 {
+                (
+                    filled.print.differs_in_total(&copy),
+                    "same records in total (MirrorMaker 1 does not keep partitions)",
+                )
+            } else {
+                (
+                    filled.print.differs_per_partition(&copy),
+                    "same records per partition, in order",
+                )
+            };
+            if let Some(why) = difference {
+                keep_copy = true;
+                return Err(fail(format!(
+                    "{name}'s copy is wrong: {why}; {target_topic} is kept on {} for a look",
+                    self.target_name
+                )));
+            }
+            let copy_seconds = window.copy.as_secs_f64();
+            let gib = filled.log_bytes as f64 / GIB;
+            let (latency, latency_error) = split_latency(latency);
+            Ok(Metrics {
+                throughput_mib_s: filled.log_bytes as f64 / MIB / copy_seconds,
+                records_per_s: filled.records as f64 / copy_seconds,
+                copy_seconds,
+                startup_seconds: Some(window.startup.as_secs_f64()),
+                cpu_s_per_gib: window.writer_cpu_seconds / gib,
+                broker_cpu_s_per_gib: window.broker_cpu_seconds / gib,
+                peak_rss_mib: peak_rss as f64 / MIB,
+                target_bytes_ratio: target_bytes as f64 / filled.log_bytes as f64,
+                latency,
+                latency_error,
+                verified: verified.to_string(),
+            })
+        })();
+        let mut leftovers = vec![
+            (self.target, target_latency_topic.as_str()),
+            (self.source, latency_topic),
+        ];
+        if !keep_copy {
+            leftovers.push((self.target, target_topic.as_str()));
+        }
+        self.drop_topics(&leftovers);
+        result
+    }
+
+    fn ceiling(
+        &self,
+        filled: &Filled,
+        alias: &str,
+        latency_topic: &str,
+        logs: &[PathBuf; 2],
+    ) -> Result<Metrics, String> {
+        let partitions = filled.workload.partitions();
+        let target_topic = format!("{alias}.{}", filled.topic);
+        let result = (|| {
+            let consumed = ceiling::consume(
+                self.programs.kafka,
+                self.source,
+                &filled.topic,
+                filled.records,
+                alias,
+                &logs[0],
+                self.settings.time_limit,
+            )?;
+            self.target
+                .create_topic(&target_topic, partitions, &[])
+                .map_err(|e| format!("{e:#}"))?;
+            let produced = ceiling::produce(
+                self.programs.kafka,
+                self.target,
+                &target_topic,
+                filled.workload,
+                filled.records,
+                &filled.payload_file,
+                self.broker_pid().map_err(|e| format!("{e:#}"))?,
+                &logs[1],
+                self.settings.time_limit,
+            )?;
+            let written: i64 = self
+                .target
+                .end_offsets(&target_topic, partitions)
+                .map_err(|e| format!("{e:#}"))?
+                .iter()
+                .sum();
+            if written != filled.records as i64 {
+                return Err(format!(
+                    "the ceiling producer wrote {written} records, not {} (log: {})",
+                    filled.records,
+                    logs[1].display()
+                ));
+            }
+            let target_bytes = self
+                .testbed
+                .log_bytes(self.target_name, &target_topic)
+                .map_err(|e| format!("{e:#}"))?;
+            self.source
+                .create_topic(latency_topic, partitions, &[])
+                .map_err(|e| format!("{e:#}"))?;
+            let latency = self.latency(filled, latency_topic, latency_topic);
+
+            let gib = filled.log_bytes as f64 / GIB;
+            let consume_seconds = consumed.fetch.as_secs_f64();
+            let produce_seconds = produced.window.copy.as_secs_f64();
+            // The slower of the two bounds a mirror that does both.
+            let copy_seconds = consume_seconds.max(produce_seconds);
+            let (latency, latency_error) = split_latency(latency);
+            Ok(Metrics {
+                throughput_mib_s: filled.log_bytes as f64 / MIB / copy_seconds,
+                records_per_s: filled.records as f64 / copy_seconds,
+                copy_seconds,
+                startup_seconds: None,
+                cpu_s_per_gib: (consumed.cpu_seconds + produced.window.writer_cpu_seconds) / gib,
+                broker_cpu_s_per_gib: produced.window.broker_cpu_seconds / gib,
+                peak_rss_mib: consumed.max_rss_bytes.max(produced.max_rss_bytes) as f64 / MIB,
+                target_bytes_ratio: target_bytes as f64 / filled.log_bytes as f64,
+                latency,
+                latency_error,
+                verified: format!(
+                    "consumer read {n} records in {consume_seconds:.2} s; producer wrote {n} in {produce_seconds:.2} s \
+                     ({:.2} CPU s in all)",
+                    produced.cpu_seconds_total,
+                    n = filled.records
+                ),
+            })
+        })();
+        self.drop_topics(&[(self.target, &target_topic), (self.source, latency_topic)]);
+        result
+    }
+
+    fn latency(
+        &self,
+        filled: &Filled,
+        source_topic: &str,
+        reader_topic: &str,
+    ) -> anyhow::Result<LatencySummary> {
+        let reader = if source_topic == reader_topic {
+            self.source
+        } else {
+            self.target
+        };
+        let partitions = filled.workload.partitions();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while reader.partitions(reader_topic)? != Some(partitions as usize) {
+            if Instant::now() > deadline {
+                bail!("the mirror did not create {reader_topic} with {partitions} partitions within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        LatencyLoad {
+            source: self.source,
+            source_topic,
+            reader,
+            reader_topic,
+            partitions,
+            records_per_second: self.settings.latency_rate,
+            warmup: self.settings.latency_warmup,
+            measured: self.settings.latency_measured,
+            compression: filled.workload.compression(),
+            payloads: &filled.payloads,
+        }
+        .run()
+    }
+
+    fn broker_pid(&self) -> anyhow::Result<i32> {
+        self.testbed.broker_pid(self.target_name)
+    }
+
+    fn drop_topics(&self, topics: &[(&Cluster, &str)]) {
+        for (cluster, topic) in topics {
+            if let Err(error) = cluster.delete_topic(topic) {
+                eprintln!("benchkit: cleaning up: {error:#}");
+            }
+        }
+    }
+}
+
+fn split_latency(
+    latency: anyhow::Result<LatencySummary>,
+) -> (Option<LatencySummary>, Option<String>) {
+    match latency {
+        Ok(summary) => (Some(summary), None),
+        Err(error) => (None, Some(format!("{error:#}"))),
+    }
+}

@@ -1,0 +1,148 @@
+//! The benchmark's own Kafka clusters, started and stopped through testbed/testbed on
+//! ports apart from the test clusters, with a bigger heap.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::process;
+
+/// Clusters this benchmark started and must stop, for the cleanup after a signal.
+static STARTED: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+
+pub struct ClusterSpec {
+    pub name: &'static str,
+    pub port: u16,
+}
+
+pub const SOURCE: ClusterSpec = ClusterSpec {
+    name: "bench-source",
+    port: 19192,
+};
+pub const TARGET: ClusterSpec = ClusterSpec {
+    name: "bench-target",
+    port: 29192,
+};
+
+pub struct Testbed {
+    pub script: PathBuf,
+    pub run_dir: PathBuf,
+}
+
+impl Testbed {
+    pub fn new(repo: &Path) -> Self {
+        let run_dir = std::env::var_os("STRAIT_TESTBED_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo.join(".testbed-run"));
+        Self {
+            script: repo.join("testbed/testbed"),
+            run_dir,
+        }
+    }
+
+    /// Starts the cluster afresh (its old data thrown away) unless `reuse` allows a
+    /// running one; it stops by itself once this process is gone (testbed lease).
+    pub fn start(
+        &self,
+        spec: &ClusterSpec,
+        xmx: &str,
+        reuse: bool,
+        log: &Path,
+    ) -> anyhow::Result<String> {
+        if !reuse {
+            self.stop(spec.name);
+        }
+        let lease = std::process::id().to_string();
+        let port = spec.port.to_string();
+        let args = [
+            "start", spec.name, "--port", &port, "--xmx", xmx, "--lease", &lease,
+        ]
+        .map(String::from);
+        let child = process::spawn(spec.name, &self.script, &args, log)?;
+        STARTED
+            .lock()
+            .expect("cluster registry")
+            .push((self.script.clone(), spec.name.to_string()));
+        match child.wait(Duration::from_secs(300)) {
+            Some(finished) if finished.succeeded() => {}
+            Some(_) => bail!(
+                "cluster {} did not start: {} (log: {})",
+                spec.name,
+                child.log_tail(1),
+                log.display()
+            ),
+            None => bail!(
+                "cluster {} did not start within 300 s (log: {})",
+                spec.name,
+                log.display()
+            ),
+        }
+        Ok(format!("127.0.0.1:{}", spec.port))
+    }
+
+    pub fn stop(&self, name: &str) {
+        stop_cluster(&self.script, name);
+        STARTED
+            .lock()
+            .expect("cluster registry")
+            .retain(|(_, n)| n != name);
+    }
+
+    pub fn broker_pid(&self, name: &str) -> anyhow::Result<i32> {
+        let file = self.node_dir(name).join("pid");
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("pid of cluster {name} ({})", file.display()))?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("pid file {} holds '{}'", file.display(), text.trim()))
+    }
+
+    /// Bytes of the topic's log segments on disk: the record batches as the broker
+    /// stores them.
+    pub fn log_bytes(&self, name: &str, topic: &str) -> anyhow::Result<u64> {
+        let data = self.node_dir(name).join("data");
+        let mut total = 0;
+        let prefix = format!("{topic}-");
+        for entry in std::fs::read_dir(&data).with_context(|| format!("{}", data.display()))? {
+            let entry = entry?;
+            let dir_name = entry.file_name().to_string_lossy().into_owned();
+            let is_partition = dir_name
+                .strip_prefix(&prefix)
+                .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+            if !is_partition {
+                continue;
+            }
+            for segment in std::fs::read_dir(entry.path())? {
+                let segment = segment?;
+                if segment.path().extension().is_some_and(|e| e == "log") {
+                    total += segment.metadata()?.len();
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    fn node_dir(&self, name: &str) -> PathBuf {
+        self.run_dir.join(name).join("node-1")
+    }
+}
+
+fn stop_cluster(script: &Path, name: &str) {
+    let _ = Command::new(script)
+        .args(["stop", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Stops every cluster this benchmark started and has not stopped yet.
+pub fn stop_all_started() {
+    let started: Vec<(PathBuf, String)> =
+        std::mem::take(&mut *STARTED.lock().expect("cluster registry"));
+    for (script, name) in started {
+        stop_cluster(&script, &name);
+    }
+}

@@ -1,0 +1,112 @@
+//! Watching a copy: from the first record on the target until the target's end offsets
+//! reach the source's, with the CPU time the writer and the target broker spent between.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::kafka::Cluster;
+use crate::process::Child;
+use crate::procfs::{self, CpuSample};
+
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+pub struct CopyWatch<'a> {
+    pub target: &'a Cluster,
+    pub topic: &'a str,
+    /// The end offsets the copy must reach, per partition.
+    pub expected: &'a [i64],
+    /// false for a writer that does not keep records in their source partition:
+    /// then only the total counts.
+    pub per_partition: bool,
+    /// The process that writes the copy.
+    pub writer: &'a Child,
+    pub broker_pid: i32,
+    pub launched: Instant,
+    pub limit: Duration,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct CopyWindow {
+    /// From the writer's launch to the first record on the target.
+    pub startup: Duration,
+    /// From the first record on the target to the last.
+    pub copy: Duration,
+    pub writer_cpu_seconds: f64,
+    pub broker_cpu_seconds: f64,
+}
+
+impl CopyWatch<'_> {
+    /// Polls until the copy is complete. An error names the writer, why, and its log.
+    pub fn run(&self) -> Result<CopyWindow, String> {
+        let total: i64 = self.expected.iter().sum();
+        let partitions = self.expected.len() as i32;
+        let mut first: Option<(CpuSample, CpuSample)> = None;
+        loop {
+            let name = &self.writer.name;
+            // Checked before the offsets: a writer that ends after writing everything
+            // (the ceiling's producer) is then still seen complete.
+            let exited = self.writer.has_exited();
+            // A topic being created answers "not leader" for a moment: poll again.
+            let ends = match self.end_offsets(partitions) {
+                Ok(ends) => ends,
+                Err(_) if !exited && self.launched.elapsed() < self.limit => {
+                    thread::sleep(POLL_INTERVAL);
+                    continue;
+                }
+                Err(error) => return Err(format!("{name}: {error}")),
+            };
+            let done: i64 = ends.iter().sum();
+            if first.is_none() && done > 0 {
+                first = Some((self.sample_writer()?, self.sample_broker()?));
+            }
+            if self.reached(&ends) {
+                let (writer_end, broker_end) = (self.sample_writer()?, self.sample_broker()?);
+                let (writer_start, broker_start) = first.expect("records arrived");
+                return Ok(CopyWindow {
+                    startup: writer_start.at - self.launched,
+                    copy: writer_end.at - writer_start.at,
+                    writer_cpu_seconds: writer_end.seconds - writer_start.seconds,
+                    broker_cpu_seconds: broker_end.seconds - broker_start.seconds,
+                });
+            }
+            if exited {
+                let code = self.writer.exited().map_or(-1, |f| f.code);
+                return Err(format!(
+                    "{name} exited (code {code}) with {done} of {total} records copied: {}",
+                    self.writer.log_tail(1)
+                ));
+            }
+            if self.launched.elapsed() > self.limit {
+                return Err(format!(
+                    "{name} copied {done} of {total} records in the time limit of {} s",
+                    self.limit.as_secs()
+                ));
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    fn reached(&self, ends: &[i64]) -> bool {
+        if self.per_partition {
+            ends.iter()
+                .zip(self.expected)
+                .all(|(end, want)| end >= want)
+        } else {
+            ends.iter().sum::<i64>() >= self.expected.iter().sum::<i64>()
+        }
+    }
+
+    fn end_offsets(&self, partitions: i32) -> Result<Vec<i64>, String> {
+        self.target
+            .end_offsets(self.topic, partitions)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    fn sample_writer(&self) -> Result<CpuSample, String> {
+        procfs::cpu(self.writer.pid).map_err(|e| format!("{}: {e:#}", self.writer.name))
+    }
+
+    fn sample_broker(&self) -> Result<CpuSample, String> {
+        procfs::cpu(self.broker_pid).map_err(|e| format!("target broker: {e:#}"))
+    }
+}

@@ -1,0 +1,306 @@
+//! benchkit: the end-to-end benchmark of strait against MirrorMaker 2 and 1, run by
+//! `testbed/bench`. It starts its own source and target clusters, fills a topic per
+//! workload, lets each system copy it in turn, and writes a report under target/bench/.
+
+mod bench;
+mod ceiling;
+mod clock;
+mod clusters;
+mod copy;
+mod java;
+mod kafka;
+mod latency;
+mod mirrors;
+mod options;
+mod process;
+mod procfs;
+mod report;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::bench::{Bench, Settings};
+use crate::clusters::Testbed;
+use crate::java::Kafka;
+use crate::kafka::Cluster;
+use crate::mirrors::Programs;
+use crate::options::{parse_list, ByteSize, Network, System};
+use crate::report::{Environment, Report};
+use crate::workload::Workload;
+
+const KAFKA_VERSION: &str = "4.3.1";
+const LEGACY_KAFKA_VERSION: &str = "3.9.2";
+
+/// strait against MirrorMaker 2 and 1 on the same local brokers.
+#[derive(Parser)]
+#[command(name = "benchkit")]
+struct Cli {
+    /// The strait checkout (for testbed/testbed and target/bench).
+    #[arg(long)]
+    repo: PathBuf,
+    /// The strait binary to measure (a release build).
+    #[arg(long)]
+    strait: PathBuf,
+    /// Record data per workload (values only): 1GiB, 256MiB, ...
+    #[arg(long, default_value = "1GiB")]
+    size: ByteSize,
+    /// Runs of every system, interleaved (A B C, A B C, ...).
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// Comma-separated: strait, mm2, mm2-tuned, mm1, ceiling.
+    #[arg(long, default_value = "strait,mm2,mm2-tuned,mm1,ceiling")]
+    systems: String,
+    /// Comma-separated: w1, w2.
+    #[arg(long, default_value = "w1,w2")]
+    workload: String,
+    /// Emulated WAN between source and mirror, e.g. rtt=100ms,rate=1gbit,loss=0.1%.
+    #[arg(long)]
+    wan: Option<String>,
+    /// Records per second of the latency load (1 KiB each).
+    #[arg(long, default_value_t = 1000)]
+    latency_rate: u32,
+    /// Seconds of latency load that are measured, after a warm-up.
+    #[arg(long, default_value_t = 20)]
+    latency_seconds: u64,
+    #[arg(long, default_value_t = 5)]
+    latency_warmup_seconds: u64,
+    /// Time budget of one copy in seconds, from launch to the last record.
+    #[arg(long, default_value_t = 900)]
+    time_limit: u64,
+    /// Heap of each benchmark broker.
+    #[arg(long, default_value = "2g")]
+    broker_heap: String,
+    /// Leave the benchmark clusters and the filled topics for the next invocation
+    /// (and reuse them if they are there).
+    #[arg(long)]
+    keep_clusters: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let keep = cli.keep_clusters;
+    if let Err(error) = install_signal_cleanup(keep) {
+        eprintln!("benchkit: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    let outcome = run(cli);
+    cleanup(keep);
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("benchkit: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cleanup(keep_clusters: bool) {
+    process::kill_all(Duration::from_secs(10));
+    if !keep_clusters {
+        clusters::stop_all_started();
+    }
+}
+
+/// Ctrl-C, SIGTERM, SIGHUP: stop every process and cluster this run started, then exit.
+fn install_signal_cleanup(keep_clusters: bool) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("installing signal handlers")?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            eprintln!("benchkit: signal {signal}: stopping what the benchmark started");
+            cleanup(keep_clusters);
+            std::process::exit(128 + signal);
+        }
+    });
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let network = cli.wan.clone().map_or(Network::Loopback, Network::Wan);
+    network.ensure_available()?;
+    let systems: Vec<System> = parse_list(&cli.systems)?;
+    let workloads: Vec<Workload> = parse_list(&cli.workload)?;
+    if cli.runs == 0 {
+        anyhow::bail!("--runs must be at least 1");
+    }
+    let strait = cli
+        .strait
+        .canonicalize()
+        .with_context(|| format!("strait binary {}", cli.strait.display()))?;
+    let repo = cli.repo.canonicalize().context("--repo")?;
+
+    let stamp = clock::utc_stamp();
+    let bench_dir = repo.join("target/bench");
+    let out = bench_dir.join(format!(
+        "{}-{}",
+        stamp.replace([' ', ':'], ""),
+        cli.workload.replace(',', "-")
+    ));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    eprintln!("benchkit: logs and results in {}", out.display());
+
+    let testbed = Testbed::new(&repo);
+    let kafka = Kafka::new(&testbed.script, KAFKA_VERSION, "INFO", &out)?;
+    let legacy_kafka = Kafka::new(&testbed.script, LEGACY_KAFKA_VERSION, "INFO", &out)?;
+    let mut bootstraps = Vec::new();
+    for spec in [&clusters::SOURCE, &clusters::TARGET] {
+        eprintln!(
+            "benchkit: starting cluster {} (Kafka {KAFKA_VERSION}, -Xmx{})",
+            spec.name, cli.broker_heap
+        );
+        let log = out.join(format!("{}-start.log", spec.name));
+        bootstraps.push(testbed.start(spec, &cli.broker_heap, cli.keep_clusters, &log)?);
+    }
+    let source = Cluster::connect(clusters::SOURCE.name, &bootstraps[0])?;
+    let target = Cluster::connect(clusters::TARGET.name, &bootstraps[1])?;
+
+    let settings = Settings {
+        size: cli.size.0,
+        runs: cli.runs,
+        systems: systems.clone(),
+        latency_rate: cli.latency_rate,
+        latency_warmup: Duration::from_secs(cli.latency_warmup_seconds),
+        latency_measured: Duration::from_secs(cli.latency_seconds),
+        time_limit: Duration::from_secs(cli.time_limit),
+        reuse_fill: cli.keep_clusters,
+    };
+    let bench = Bench {
+        settings: &settings,
+        session: clock::session_tag(),
+        out: &out,
+        testbed: &testbed,
+        source: &source,
+        target: &target,
+        source_name: clusters::SOURCE.name,
+        target_name: clusters::TARGET.name,
+        programs: Programs {
+            strait: &strait,
+            kafka: &kafka,
+            legacy_kafka: &legacy_kafka,
+        },
+    };
+    let mut report = Report {
+        environment: environment(&repo, &cli, &stamp),
+        workloads: Vec::new(),
+    };
+    for workload in workloads {
+        let mut done = Vec::new();
+        let workload_report = bench.workload(workload, &mut |measurement| {
+            eprintln!("benchkit: {}", one_line(measurement, settings.runs));
+            done.push(measurement.clone());
+            let partial = out.join("measurements-so-far.json");
+            if let Ok(json) = serde_json::to_string_pretty(&done) {
+                let _ = std::fs::write(partial, json);
+            }
+        })?;
+        report.workloads.push(workload_report);
+        write_report(&report, &out, &bench_dir)?;
+    }
+    println!("{}", report::markdown(&report));
+    eprintln!(
+        "benchkit: report in {} and {}",
+        out.join("report.md").display(),
+        bench_dir.join("latest.md").display()
+    );
+    Ok(())
+}
+
+fn write_report(report: &Report, out: &Path, bench_dir: &Path) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report)?;
+    let markdown = report::markdown(report);
+    for (dir, stem) in [(out, "report"), (bench_dir, "latest")] {
+        std::fs::write(dir.join(format!("{stem}.json")), &json)?;
+        std::fs::write(dir.join(format!("{stem}.md")), &markdown)?;
+    }
+    Ok(())
+}
+
+fn one_line(m: &report::Measurement, runs: u32) -> String {
+    let head = format!("{} run {}/{runs} {}", m.workload, m.run, m.system.name());
+    match (&m.metrics, &m.error) {
+        (Some(x), _) => {
+            let latency = match (&x.latency, &x.latency_error) {
+                (Some(l), _) => format!(
+                    "latency p50 {:.1} p99 {:.1} p99.9 {:.1} ms",
+                    l.p50_ms, l.p99_ms, l.p999_ms
+                ),
+                (None, Some(e)) => format!("latency failed: {e}"),
+                (None, None) => String::new(),
+            };
+            format!(
+                "{head}: {:.0} MiB/s, {:.2} CPU s/GiB, target broker {:.2} CPU s/GiB, peak RSS {:.0} MiB, {latency}",
+                x.throughput_mib_s, x.cpu_s_per_gib, x.broker_cpu_s_per_gib, x.peak_rss_mib
+            )
+        }
+        (None, Some(error)) => format!("{head}: FAILED: {error}"),
+        (None, None) => format!("{head}: no result"),
+    }
+}
+
+fn environment(repo: &Path, cli: &Cli, stamp: &str) -> Environment {
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|m| m.trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory_gib = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / f64::from(1 << 20));
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
+    let java = command_output("java", &["-version"], true);
+    let revision = command_output(
+        "git",
+        &[
+            "-C",
+            &repo.display().to_string(),
+            "describe",
+            "--always",
+            "--dirty",
+        ],
+        false,
+    );
+    Environment {
+        date_utc: stamp.to_string(),
+        command: format!(
+            "testbed/bench --size {} --runs {} --systems {} --workload {}",
+            cli.size, cli.runs, cli.systems, cli.workload
+        ),
+        machine: format!("{cpu}, {cores} cores, {memory_gib:.0} GiB RAM, Linux {kernel}, loopback network"),
+        versions: format!(
+            "strait {revision} (release build); brokers Kafka {KAFKA_VERSION} (KRaft, 1 broker each, -Xmx{}); \
+             MirrorMaker 2 {KAFKA_VERSION}; MirrorMaker 1 {LEGACY_KAFKA_VERSION}; {java}",
+            cli.broker_heap
+        ),
+        load_average_at_start: read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    }
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn command_output(program: &str, args: &[&str], stderr: bool) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(if stderr { &o.stderr } else { &o.stdout })
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_else(|| format!("{program}: unknown"))
+}

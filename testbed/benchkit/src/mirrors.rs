@@ -1,0 +1,239 @@
+//! The mirrors under test: their configuration files and how each is started.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::java::Kafka;
+use crate::options::System;
+use crate::process::{self, Child};
+use crate::workload::Workload;
+
+/// The target cluster's alias in every configuration.
+const TARGET_ALIAS: &str = "target";
+
+/// Everything a mirror run needs to know.
+pub struct MirrorJob<'a> {
+    pub system: System,
+    pub workload: Workload,
+    /// The source cluster's alias: unique per run, so that target topics
+    /// (`<alias>.<topic>`) and each mirror's progress start clean.
+    pub alias: String,
+    /// The source topics: the filled one, and the one the latency phase writes.
+    pub topics: Vec<String>,
+    pub source: &'a str,
+    pub target: &'a str,
+    pub dir: PathBuf,
+}
+
+pub struct Programs<'a> {
+    pub strait: &'a Path,
+    pub kafka: &'a Kafka,
+    pub legacy_kafka: &'a Kafka,
+}
+
+impl MirrorJob<'_> {
+    /// The name of `source_topic`'s copy on the target.
+    pub fn target_topic(&self, source_topic: &str) -> String {
+        match self.system {
+            // MirrorMaker 1 cannot rename topics.
+            System::Mm1 => source_topic.to_string(),
+            _ => format!("{}.{source_topic}", self.alias),
+        }
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.join(format!("{}.log", self.alias))
+    }
+
+    pub fn start(&self, programs: &Programs) -> anyhow::Result<Child> {
+        let name = self.system.name();
+        let log = self.log();
+        match self.system {
+            System::Strait => {
+                let config = self.write("properties", &self.strait_config())?;
+                process::spawn_with_env(
+                    name,
+                    programs.strait,
+                    &["run".to_string(), config],
+                    &[("STRAIT_LOG", "info".to_string())],
+                    &log,
+                )
+            }
+            System::Mm2 | System::Mm2Tuned => {
+                let config = self.write("properties", &self.mm2_config())?;
+                // connect-mirror-maker.sh's heap.
+                programs.kafka.spawn(
+                    name,
+                    &["-Xms256M", "-Xmx2G"],
+                    "org.apache.kafka.connect.mirror.MirrorMaker",
+                    &[config],
+                    &log,
+                )
+            }
+            System::Mm1 => {
+                let consumer = self.write("consumer.properties", &self.mm1_consumer_config())?;
+                let producer = self.write("producer.properties", &self.mm1_producer_config())?;
+                // Given MirrorMaker 2's heap rather than kafka-run-class.sh's 256 MiB.
+                programs.legacy_kafka.spawn(
+                    name,
+                    &["-Xms256M", "-Xmx2G"],
+                    "kafka.tools.MirrorMaker",
+                    &[
+                        "--consumer.config".to_string(),
+                        consumer,
+                        "--producer.config".to_string(),
+                        producer,
+                        "--include".to_string(),
+                        self.topics.join("|"),
+                        "--num.streams".to_string(),
+                        self.workload.partitions().to_string(),
+                    ],
+                    &log,
+                )
+            }
+            System::Ceiling => unreachable!("the ceiling runs Kafka's perf tools, not a mirror"),
+        }
+    }
+
+    fn write(&self, suffix: &str, text: &str) -> anyhow::Result<String> {
+        let path = self.dir.join(format!("{}.{suffix}", self.alias));
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path.display().to_string())
+    }
+
+    /// The part strait and MirrorMaker 2 share: clusters, the flow, replication factor 1
+    /// for the single-broker clusters.
+    fn flow_config(&self) -> String {
+        let alias = &self.alias;
+        format!(
+            "clusters = {alias}, {TARGET_ALIAS}\n\
+             {alias}.bootstrap.servers = {source}\n\
+             {TARGET_ALIAS}.bootstrap.servers = {target}\n\
+             {alias}->{TARGET_ALIAS}.enabled = true\n\
+             {alias}->{TARGET_ALIAS}.topics = {topics}\n\
+             replication.factor = 1\n\
+             heartbeats.topic.replication.factor = 1\n\
+             checkpoints.topic.replication.factor = 1\n\
+             offset-syncs.topic.replication.factor = 1\n",
+            source = self.source,
+            target = self.target,
+            topics = self.topics.join(", "),
+        )
+    }
+
+    fn strait_config(&self) -> String {
+        let mut config = self.flow_config();
+        config.push_str("strait.status.interval.seconds = 5\n");
+        config
+    }
+
+    fn mm2_config(&self) -> String {
+        let mut config = self.flow_config();
+        config.push_str(
+            "offset.storage.replication.factor = 1\n\
+             config.storage.replication.factor = 1\n\
+             status.storage.replication.factor = 1\n",
+        );
+        if self.system == System::Mm2Tuned {
+            let alias = &self.alias;
+            writeln!(config, "tasks.max = {}", self.workload.partitions()).unwrap();
+            for (key, value) in tuned_producer(self.workload) {
+                writeln!(config, "{TARGET_ALIAS}.producer.{key} = {value}").unwrap();
+            }
+            for (key, value) in tuned_consumer() {
+                writeln!(config, "{alias}.consumer.{key} = {value}").unwrap();
+            }
+        }
+        config
+    }
+
+    fn mm1_consumer_config(&self) -> String {
+        let mut config = format!(
+            "bootstrap.servers = {}\ngroup.id = {}\nauto.offset.reset = earliest\n",
+            self.source, self.alias
+        );
+        for (key, value) in tuned_consumer() {
+            writeln!(config, "{key} = {value}").unwrap();
+        }
+        config
+    }
+
+    fn mm1_producer_config(&self) -> String {
+        let mut config = format!("bootstrap.servers = {}\n", self.target);
+        for (key, value) in tuned_producer(self.workload) {
+            writeln!(config, "{key} = {value}").unwrap();
+        }
+        config
+    }
+}
+
+/// The tuned Java producer: the source's batch size and codec, a short linger so that a
+/// steady trickle still leaves in time, room for many full batches.
+pub fn tuned_producer(workload: Workload) -> Vec<(&'static str, String)> {
+    vec![
+        ("batch.size", workload.batch_size().to_string()),
+        ("linger.ms", "20".to_string()),
+        ("compression.type", workload.compression().to_string()),
+        ("buffer.memory", (64u64 << 20).to_string()),
+        ("max.request.size", (4u64 << 20).to_string()),
+        ("acks", "all".to_string()),
+    ]
+}
+
+/// The tuned Java consumer: large fetches.
+pub fn tuned_consumer() -> Vec<(&'static str, String)> {
+    vec![
+        ("fetch.max.bytes", (64u64 << 20).to_string()),
+        ("max.partition.fetch.bytes", (4u64 << 20).to_string()),
+        ("max.poll.records", "4096".to_string()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(system: System) -> MirrorJob<'static> {
+        MirrorJob {
+            system,
+            workload: Workload::W1,
+            alias: "w1r1x".to_string(),
+            topics: vec!["bench-w1".to_string(), "lat-w1-r1".to_string()],
+            source: "127.0.0.1:1",
+            target: "127.0.0.1:2",
+            dir: PathBuf::from("/nonexistent"),
+        }
+    }
+
+    #[test]
+    fn tuned_mm2_sets_tasks_producer_and_consumer_per_cluster() {
+        let config = job(System::Mm2Tuned).mm2_config();
+        for line in [
+            "w1r1x->target.topics = bench-w1, lat-w1-r1",
+            "tasks.max = 8",
+            "target.producer.batch.size = 262144",
+            "target.producer.compression.type = lz4",
+            "w1r1x.consumer.max.partition.fetch.bytes = 4194304",
+            "status.storage.replication.factor = 1",
+        ] {
+            assert!(
+                config.lines().any(|l| l == line),
+                "missing '{line}' in\n{config}"
+            );
+        }
+        let defaults = job(System::Mm2).mm2_config();
+        assert!(!defaults.contains("tasks.max") && !defaults.contains("producer."));
+    }
+
+    #[test]
+    fn mm1_keeps_topic_names_and_the_others_prefix_the_alias() {
+        assert_eq!(job(System::Mm1).target_topic("bench-w1"), "bench-w1");
+        assert_eq!(
+            job(System::Strait).target_topic("bench-w1"),
+            "w1r1x.bench-w1"
+        );
+        assert_eq!(job(System::Mm2).target_topic("bench-w1"), "w1r1x.bench-w1");
+    }
+}

@@ -1,0 +1,315 @@
+//! Results: one measurement per (workload, run, system), medians per system, each
+//! peer's ratio to strait from the same run, as JSON and as markdown tables.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::latency::LatencySummary;
+use crate::options::System;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    pub workload: String,
+    pub run: u32,
+    pub system: System,
+    /// The log of the system's process(es).
+    pub log: String,
+    /// Why the run does not count; `None` when it does.
+    pub error: Option<String>,
+    pub metrics: Option<Metrics>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Metrics {
+    /// Source log bytes / time from the first to the last record on the target.
+    pub throughput_mib_s: f64,
+    pub records_per_s: f64,
+    pub copy_seconds: f64,
+    /// From launch to the first record on the target (none for the ceiling).
+    pub startup_seconds: Option<f64>,
+    /// CPU seconds of the mirror process (the ceiling: both tools) within the copy
+    /// window, per GiB of source log bytes.
+    pub cpu_s_per_gib: f64,
+    /// CPU seconds of the target broker within the copy window, per GiB.
+    pub broker_cpu_s_per_gib: f64,
+    /// VmHWM of the mirror process at its end (the ceiling: the larger tool).
+    pub peak_rss_mib: f64,
+    /// Log bytes of the copy on the target / source log bytes.
+    pub target_bytes_ratio: f64,
+    pub latency: Option<LatencySummary>,
+    pub latency_error: Option<String>,
+    /// How the copy was checked.
+    pub verified: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkloadInfo {
+    pub name: String,
+    pub description: String,
+    pub records: u64,
+    pub record_bytes: u64,
+    pub source_log_bytes: u64,
+    pub latency_records_per_second: u32,
+    pub latency_measured_seconds: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub system: System,
+    pub runs: usize,
+    pub runs_ok: usize,
+    pub throughput_mib_s: Option<f64>,
+    pub throughput_vs_strait: Option<f64>,
+    pub cpu_s_per_gib: Option<f64>,
+    pub cpu_vs_strait: Option<f64>,
+    pub broker_cpu_s_per_gib: Option<f64>,
+    pub broker_cpu_vs_strait: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub startup_seconds: Option<f64>,
+    pub target_bytes_ratio: Option<f64>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub latency_p999_ms: Option<f64>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkloadReport {
+    pub info: WorkloadInfo,
+    pub summary: Vec<Summary>,
+    pub measurements: Vec<Measurement>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Environment {
+    pub date_utc: String,
+    pub command: String,
+    pub machine: String,
+    pub versions: String,
+    pub load_average_at_start: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub environment: Environment,
+    pub workloads: Vec<WorkloadReport>,
+}
+
+pub fn summarize(systems: &[System], measurements: &[Measurement]) -> Vec<Summary> {
+    systems
+        .iter()
+        .map(|&system| {
+            let mine: Vec<&Measurement> =
+                measurements.iter().filter(|m| m.system == system).collect();
+            let ok: Vec<&Metrics> = mine.iter().filter_map(|m| m.metrics.as_ref()).collect();
+            let of = |pick: fn(&Metrics) -> Option<f64>| median(ok.iter().filter_map(|m| pick(m)));
+            let ratio = |pick: fn(&Metrics) -> f64| {
+                median(mine.iter().filter_map(|m| {
+                    let strait = measurements.iter().find(|s| {
+                        s.system == System::Strait && s.run == m.run && s.workload == m.workload
+                    })?;
+                    let (peer, strait) = (m.metrics.as_ref()?, strait.metrics.as_ref()?);
+                    let base = pick(strait);
+                    (base > 0.0).then(|| pick(peer) / base)
+                }))
+            };
+            Summary {
+                system,
+                runs: mine.len(),
+                runs_ok: ok.len(),
+                throughput_mib_s: of(|m| Some(m.throughput_mib_s)),
+                throughput_vs_strait: ratio(|m| m.throughput_mib_s),
+                cpu_s_per_gib: of(|m| Some(m.cpu_s_per_gib)),
+                cpu_vs_strait: ratio(|m| m.cpu_s_per_gib),
+                broker_cpu_s_per_gib: of(|m| Some(m.broker_cpu_s_per_gib)),
+                broker_cpu_vs_strait: ratio(|m| m.broker_cpu_s_per_gib),
+                peak_rss_mib: of(|m| Some(m.peak_rss_mib)),
+                startup_seconds: of(|m| m.startup_seconds),
+                target_bytes_ratio: of(|m| Some(m.target_bytes_ratio)),
+                latency_p50_ms: of(|m| m.latency.map(|l| l.p50_ms)),
+                latency_p99_ms: of(|m| m.latency.map(|l| l.p99_ms)),
+                latency_p999_ms: of(|m| m.latency.map(|l| l.p999_ms)),
+                errors: mine
+                    .iter()
+                    .filter_map(|m| {
+                        let run = m.run;
+                        m.error
+                            .as_ref()
+                            .map(|e| format!("run {run}: {e}"))
+                            .or_else(|| {
+                                let latency = m.metrics.as_ref()?.latency_error.as_ref()?;
+                                Some(format!("run {run} latency: {latency}"))
+                            })
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The middle value (mean of the two middle ones for an even count).
+pub fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut values: Vec<f64> = values.filter(|v| v.is_finite()).collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    })
+}
+
+pub fn markdown(report: &Report) -> String {
+    let env = &report.environment;
+    let mut out = String::new();
+    writeln!(out, "Date (UTC): {}  ", env.date_utc).unwrap();
+    writeln!(out, "Machine: {}  ", env.machine).unwrap();
+    writeln!(out, "Versions: {}  ", env.versions).unwrap();
+    writeln!(
+        out,
+        "Load average at start: {}  ",
+        env.load_average_at_start
+    )
+    .unwrap();
+    writeln!(out, "Command: `{}`", env.command).unwrap();
+    for workload in &report.workloads {
+        out.push('\n');
+        out.push_str(&workload_markdown(workload));
+    }
+    out
+}
+
+fn workload_markdown(workload: &WorkloadReport) -> String {
+    let info = &workload.info;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "### {}\n\n{} records, {:.0} MiB of record values, {:.0} MiB of source log (record batches as stored). \
+         Latency load: {} records/s for {} s.\n",
+        info.description,
+        info.records,
+        mib(info.record_bytes),
+        mib(info.source_log_bytes),
+        info.latency_records_per_second,
+        info.latency_measured_seconds,
+    )
+    .unwrap();
+    out.push_str(
+        "| system | MiB/s | × strait | CPU s/GiB | × strait | target broker CPU s/GiB | × strait \
+         | peak RSS MiB | latency p50 / p99 / p99.9 ms | startup s | target/source bytes | runs ok |\n",
+    );
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for s in &workload.summary {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {}/{} |",
+            s.system.name(),
+            number(s.throughput_mib_s, 0),
+            ratio(s.system, s.throughput_vs_strait),
+            number(s.cpu_s_per_gib, 2),
+            ratio(s.system, s.cpu_vs_strait),
+            number(s.broker_cpu_s_per_gib, 2),
+            ratio(s.system, s.broker_cpu_vs_strait),
+            number(s.peak_rss_mib, 0),
+            number(s.latency_p50_ms, 1),
+            number(s.latency_p99_ms, 1),
+            number(s.latency_p999_ms, 1),
+            number(s.startup_seconds, 1),
+            number(s.target_bytes_ratio, 2),
+            s.runs_ok,
+            s.runs,
+        )
+        .unwrap();
+    }
+    let errors: Vec<String> = workload
+        .summary
+        .iter()
+        .flat_map(|s| {
+            s.errors
+                .iter()
+                .map(move |e| format!("- {}: {e}", s.system.name()))
+        })
+        .collect();
+    if !errors.is_empty() {
+        writeln!(out, "\nFailures (not counted):\n\n{}", errors.join("\n")).unwrap();
+    }
+    out
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}
+
+fn number(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "–".to_string(), |v| format!("{v:.decimals$}"))
+}
+
+fn ratio(system: System, value: Option<f64>) -> String {
+    if system == System::Strait {
+        return "1".to_string();
+    }
+    value.map_or_else(|| "–".to_string(), |v| format!("{v:.2}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(system: System, run: u32, throughput: f64, cpu: f64) -> Measurement {
+        Measurement {
+            workload: "w1".to_string(),
+            run,
+            system,
+            log: String::new(),
+            error: None,
+            metrics: Some(Metrics {
+                throughput_mib_s: throughput,
+                records_per_s: 0.0,
+                copy_seconds: 1.0,
+                startup_seconds: Some(1.0),
+                cpu_s_per_gib: cpu,
+                broker_cpu_s_per_gib: 1.0,
+                peak_rss_mib: 10.0,
+                target_bytes_ratio: 1.0,
+                latency: None,
+                latency_error: None,
+                verified: String::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn medians_take_the_middle() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), Some(2.0));
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), Some(2.5));
+        assert_eq!(median(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn ratios_pair_runs_and_failed_runs_do_not_count() {
+        let mut failed = measured(System::Mm2, 3, 0.0, 0.0);
+        failed.metrics = None;
+        failed.error = Some("timed out".to_string());
+        let measurements = vec![
+            measured(System::Strait, 1, 100.0, 1.0),
+            measured(System::Mm2, 1, 50.0, 4.0),
+            measured(System::Strait, 2, 200.0, 1.0),
+            measured(System::Mm2, 2, 50.0, 2.0),
+            measured(System::Strait, 3, 100.0, 1.0),
+            failed,
+        ];
+        let summary = summarize(&[System::Strait, System::Mm2], &measurements);
+        let mm2 = &summary[1];
+        assert_eq!((mm2.runs, mm2.runs_ok), (3, 2));
+        assert_eq!(mm2.throughput_mib_s, Some(50.0));
+        // Per run: 0.5 and 0.25, not the ratio of the medians (50 / 100).
+        assert_eq!(mm2.throughput_vs_strait, Some(0.375));
+        assert_eq!(mm2.cpu_vs_strait, Some(3.0));
+        assert_eq!(mm2.errors, ["run 3: timed out"]);
+        assert_eq!(summary[0].throughput_mib_s, Some(100.0));
+    }
+}
