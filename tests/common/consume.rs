@@ -101,6 +101,18 @@ pub fn start_offsets(cluster: Cluster, topic: &str) -> Vec<i64> {
         .collect()
 }
 
+/// Whether the topic exists on the cluster (e.g. once strait has created it).
+pub fn topic_exists(cluster: Cluster, topic: &str) -> bool {
+    let consumer = reader(cluster, Isolation::ReadUncommitted);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .unwrap_or_else(|e| panic!("metadata of {topic} on {cluster:?}: {e}"));
+    metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+}
+
 /// Number of partitions of the topic; panics if the topic does not exist.
 pub fn partition_count(cluster: Cluster, topic: &str) -> i32 {
     let consumer = reader(cluster, Isolation::ReadUncommitted);
