@@ -361,12 +361,14 @@ impl FlowRunner {
                 break;
             }
         }
-        let offsets = self.progress_to_commit();
-        if !offsets.0.is_empty() {
-            if let Err(error) =
-                setup::commit_progress(&self.target, &self.spec.progress_group(), &offsets.0).await
+        let (offsets, committed) = self.progress_to_commit();
+        if !committed.is_empty() {
+            match setup::commit_progress(&self.target, &self.spec.progress_group(), &offsets).await
             {
-                tracing::error!(%flow, %error, "final progress commit failed; a restart copies the uncommitted part again");
+                Ok(()) => self.on_progress_committed(committed),
+                Err(error) => {
+                    tracing::error!(%flow, %error, "final progress commit failed; a restart copies the uncommitted part again")
+                }
             }
         }
         let sample = self.sample();
@@ -755,6 +757,22 @@ impl FlowRunner {
         (offsets, committed)
     }
 
+    /// Progress `(slot, next source offset)` is committed on the target: remembered,
+    /// and told to the tasks beside the flow.
+    fn on_progress_committed(&mut self, committed: Vec<(usize, i64)>) {
+        for (index, offset) in committed {
+            self.committed[index] = offset;
+            if let Some(events) = &self.events {
+                let slot = &self.slots[index];
+                let _ = events.send(FlowEvent::Committed {
+                    source_topic: self.routes[slot.route].source.as_str().into(),
+                    partition: slot.partition,
+                    next_source_offset: offset,
+                });
+            }
+        }
+    }
+
     fn launch_commit(&mut self) {
         if self.commit_running {
             return;
@@ -788,19 +806,7 @@ impl FlowRunner {
             Completion::Commit { result, committed } => {
                 self.commit_running = false;
                 match result {
-                    Ok(()) => {
-                        for (index, offset) in committed {
-                            self.committed[index] = offset;
-                            if let Some(events) = &self.events {
-                                let slot = &self.slots[index];
-                                let _ = events.send(FlowEvent::Committed {
-                                    source_topic: self.routes[slot.route].source.as_str().into(),
-                                    partition: slot.partition,
-                                    next_source_offset: offset,
-                                });
-                            }
-                        }
-                    }
+                    Ok(()) => self.on_progress_committed(committed),
                     Err(error) => {
                         tracing::warn!(flow = %self.spec.name(), %error, "progress commit failed; retrying at the next interval")
                     }

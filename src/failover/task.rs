@@ -247,11 +247,8 @@ impl FailoverTask {
                 }
             }
         }
-        // Maps may run ahead of the committed progress: a restart re-copies from the
-        // progress and the map takes the new copy, so persisting them all is safe.
-        for partition in self.maps.changed_partitions() {
-            self.on_committed(&partition);
-        }
+        // The flow's final progress commit came as events above; what a failed write
+        // left pending gets one more try.
         if let Err(error) = self.flush().await {
             tracing::warn!(flow = %flow, %error, "could not write the last offset maps");
         }
