@@ -335,20 +335,27 @@ impl FailoverTask {
     }
 
     async fn emit_checkpoints(&mut self) -> Result<(), FailoverError> {
-        let groups = groups::list_consumer_groups(&self.source).await?;
-        for group in groups
-            .iter()
-            .filter(|g| self.settings.groups.should_replicate(g))
-        {
-            let committed = groups::committed_offsets(&self.source, group).await?;
-            let maps = &self.maps;
-            let checkpoints = self
-                .checkpoints
-                .checkpoints_for_group(group, &committed, |p| maps.mirrored(p));
-            self.write_checkpoints(&checkpoints).await?;
-            if self.settings.sync_group_offsets {
-                self.sync_group(group).await?;
+        let mut groups = groups::list_consumer_groups(&self.source).await?;
+        groups.retain(|g| self.settings.groups.should_replicate(g));
+        for group in &groups {
+            // One group the brokers refuse (no ACL, being deleted, coordinator
+            // moving) must not hold back the checkpoints of the groups after it.
+            if let Err(error) = self.checkpoint_group(group).await {
+                tracing::warn!(%group, %error, "no checkpoint for this group this time; retrying at the next interval");
             }
+        }
+        Ok(())
+    }
+
+    async fn checkpoint_group(&mut self, group: &str) -> Result<(), FailoverError> {
+        let committed = groups::committed_offsets(&self.source, group).await?;
+        let maps = &self.maps;
+        let checkpoints = self
+            .checkpoints
+            .checkpoints_for_group(group, &committed, |p| maps.mirrored(p));
+        self.write_checkpoints(&checkpoints).await?;
+        if self.settings.sync_group_offsets {
+            self.sync_group(group).await?;
         }
         Ok(())
     }
