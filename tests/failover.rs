@@ -494,6 +494,57 @@ fn heartbeats_of_a_flow_land_on_its_targets_heartbeats_topic() {
     );
 }
 
+#[test]
+fn heartbeats_of_a_to_b_and_b_to_a_show_each_path_as_mm2_documents() {
+    let (a, b) = (unique_alias("a"), unique_alias("b"));
+    let dir = tempfile::tempdir().unwrap();
+    // Topics that do not exist: the flows copy only the heartbeat topics.
+    let nothing = regex_escape_topic(&unique_topic("hb-none"));
+    let text = format!(
+        "clusters = {a}, {b}\n\
+         {a}.bootstrap.servers = {source}\n\
+         {b}.bootstrap.servers = {target}\n\
+         {a}->{b}.enabled = true\n\
+         {a}->{b}.topics = {nothing}\n\
+         {b}->{a}.enabled = true\n\
+         {b}->{a}.topics = {nothing}\n\
+         replication.factor = 1\n\
+         heartbeats.topic.replication.factor = 1\n\
+         checkpoints.topic.replication.factor = 1\n\
+         offset-syncs.topic.replication.factor = 1\n\
+         emit.heartbeats.interval.seconds = 1\n\
+         refresh.topics.interval.seconds = 1\n\
+         strait.status.interval.seconds = 1\n",
+        source = Cluster::Source.bootstrap(),
+        target = Cluster::Target.bootstrap(),
+    );
+    let config = dir.path().join("mirror.properties");
+    std::fs::write(&config, text).unwrap();
+    let mut strait = Strait::start(&config);
+    // As MM2: each flow beats on its target's `heartbeats`, and each flow replicates
+    // its source's `heartbeats` as `<source>.heartbeats`, so B's `a.heartbeats` holds
+    // B->A's beats (path B->A->B) and A's `b.heartbeats` holds A->B's.
+    let has_beat = |cluster: Cluster, topic: &str, from: &str, to: &str| {
+        heartbeats(cluster, topic)
+            .iter()
+            .any(|(s, t, _)| s == from && t == to)
+    };
+    strait.wait_until("A->B and B->A beat on their targets", || {
+        has_beat(Cluster::Target, "heartbeats", &a, &b)
+            && has_beat(Cluster::Source, "heartbeats", &b, &a)
+    });
+    strait.wait_until("each flow replicated the other's heartbeats", || {
+        has_beat(Cluster::Target, &format!("{a}.heartbeats"), &b, &a)
+            && has_beat(Cluster::Source, &format!("{b}.heartbeats"), &a, &b)
+    });
+    let (status, log) = strait.stop();
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+}
+
+fn regex_escape_topic(topic: &str) -> String {
+    topic.replace('.', "\\.").replace('-', "\\-")
+}
+
 /// Whether the log cleaner removed records of `topic` (its offsets have holes).
 fn has_compaction_holes(topic: &str) -> bool {
     let mut records = read_topic(Cluster::Source, topic);
