@@ -354,6 +354,9 @@ impl FailoverTask {
             .checkpoints
             .checkpoints_for_group(group, &committed, |p| maps.mirrored(p));
         self.write_checkpoints(&checkpoints).await?;
+        for checkpoint in checkpoints {
+            self.checkpoints.load(checkpoint);
+        }
         if self.settings.sync_group_offsets {
             self.sync_group(group).await?;
         }
