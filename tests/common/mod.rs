@@ -16,7 +16,7 @@ pub use admin::{create_topic, create_topic_with_replication, delete_topic, uniqu
 pub use cluster::{kafka_tool, testbed, Cluster};
 pub use consume::{
     end_offsets, partition_count, read_topic, read_topic_with, start_offsets, topic_exists,
-    Isolation,
+    try_end_offsets, Isolation,
 };
 pub use kafka_cli::read_topic_with_console_consumer;
 pub use produce::{

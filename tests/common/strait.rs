@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::admin::unique_topic;
 use super::cluster::Cluster;
-use super::consume::{end_offsets, topic_exists};
+use super::consume::try_end_offsets;
 
 const STRAIT: &str = env!("CARGO_BIN_EXE_strait");
 // A guard against hanging when strait is broken, far above any honest copy here.
@@ -156,7 +156,8 @@ impl Strait {
         let started = Instant::now();
         loop {
             self.assert_alive();
-            let ends = existing_end_offsets(cluster, topic);
+            // The target topic appears only once strait has created it.
+            let ends = try_end_offsets(cluster, topic);
             if ends.as_deref() == Some(expected) {
                 return;
             }
@@ -258,11 +259,6 @@ pub fn strait_command(args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-fn existing_end_offsets(cluster: Cluster, topic: &str) -> Option<Vec<i64>> {
-    // The target topic appears only once strait has created it.
-    topic_exists(cluster, topic).then(|| end_offsets(cluster, topic))
 }
 
 fn signal(pid: u32, name: &str) {
