@@ -150,6 +150,7 @@ fn two_way_file(prefix: &str, extra: &str) -> String {
          B->A.enable = true\n\
          topics = .*{p}.*\n\
          replication.factor = 1\n\
+         heartbeats.replication.enabled = false\n\
          refresh.topics.interval.seconds = 1\n\
          strait.status.interval.seconds = 1\n\
          {extra}",
@@ -330,6 +331,7 @@ fn a_config_changed_on_the_source_reaches_the_target_and_compression_stays_produ
          {src}->{dst}.enabled = true\n\
          {src}->{dst}.topics = {t}\n\
          replication.factor = 1\n\
+         heartbeats.replication.enabled = false\n\
          sync.topic.configs.interval.seconds = 1\n\
          sync.topic.acls.interval.seconds = 1\n",
         a = Cluster::Source.bootstrap(),
@@ -474,7 +476,8 @@ fn hub_and_spoke_three_sources_into_one_hub_from_one_process() {
          S2->K.enabled = true\n\
          S3->K.enabled = true\n\
          topics = {p}\\..*\n\
-         replication.factor = 1\n",
+         replication.factor = 1\n\
+         heartbeats.replication.enabled = false\n",
         s1 = Cluster::Source.bootstrap(),
         s2 = Cluster::Legacy.bootstrap(),
         s3 = third.bootstrap,
@@ -558,6 +561,7 @@ fn strait_creates_the_same_target_topics_as_mirror_maker_2() {
          {s}->{t}.topics = .*{p}.*\n\
          {s}->{t}.topics.exclude = .*\\.skip\n\
          replication.factor = 1\n\
+         heartbeats.replication.enabled = false\n\
          checkpoints.topic.replication.factor = 1\n\
          heartbeats.topic.replication.factor = 1\n\
          offset-syncs.topic.replication.factor = 1\n\
