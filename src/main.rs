@@ -8,6 +8,8 @@ use tokio::sync::watch;
 
 use strait::config::MirrorConfig;
 use strait::engine::FlowRunner;
+use strait::failover::OffsetsView;
+use strait::offsets::{TopicPartition, Translation};
 use strait::topology::TopologySync;
 
 /// strait mirrors Kafka topics between clusters, forwarding record batches as they are.
@@ -27,6 +29,22 @@ enum Command {
         /// Run only the flows whose target is one of these aliases (as MM2's --clusters).
         #[arg(long, num_args = 1..)]
         clusters: Vec<String>,
+        /// Do not start partitions where MM2 stopped (read from MM2's offsets topic on
+        /// the target) when strait has no progress for them yet.
+        #[arg(long)]
+        no_mm2_takeover: bool,
+    },
+    /// A consumer group's offsets on both clusters of a flow, translated exactly.
+    Offsets {
+        file: PathBuf,
+        /// The flow, as `source->target`; needed when the file enables several.
+        #[arg(long)]
+        flow: Option<String>,
+        /// Show this group's offsets on both clusters and the target group's lag.
+        #[arg(long)]
+        group: Option<String>,
+        #[command(subcommand)]
+        action: Option<OffsetsAction>,
     },
     /// Validate the file, connect to the source clusters and print what would be mirrored.
     Check {
@@ -46,6 +64,30 @@ enum Command {
         /// Also check this properties file's socket buffers and memory budgets.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OffsetsAction {
+    /// Print the target offsets of a group (`--group`) or of one source offset
+    /// (`--topic --partition --offset`) as `topic partition offset`.
+    Translate {
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long, requires_all = ["partition", "offset"], conflicts_with = "group")]
+        topic: Option<String>,
+        #[arg(long)]
+        partition: Option<i32>,
+        #[arg(long)]
+        offset: Option<i64>,
+    },
+    /// Commit a group's translated offsets on the target for a switch-over; a dry run
+    /// unless `--apply`. The group must have no members on the target.
+    Failover {
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        apply: bool,
     },
 }
 
@@ -137,7 +179,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { file, clusters } => {
+        Command::Offsets {
+            file,
+            flow,
+            group,
+            action,
+        } => {
+            let config = match load(&file) {
+                Ok(config) => config,
+                Err(code) => return Ok(code),
+            };
+            offsets_command(&config, flow.as_deref(), group, action).await
+        }
+        Command::Run {
+            file,
+            clusters,
+            no_mm2_takeover,
+        } => {
             let config = match load(&file) {
                 Ok(config) => config,
                 Err(code) => return Ok(code),
@@ -151,6 +209,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             let (stop, stopped) = watch::channel(false);
             let mut running = Vec::new();
+            let mut failovers = Vec::new();
             for flow in flows {
                 let plan = strait::run::plan(&config, flow).await.with_context(|| {
                     format!("flow {}: reading the source's topics", flow.name())
@@ -167,9 +226,31 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     }
                 }
                 let spec = strait::run::flow_spec(&config, flow, &plan)?;
-                let runner = FlowRunner::prepare(spec)
+                if !no_mm2_takeover {
+                    let taken = strait::run::take_over_from_mm2(flow, &spec)
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "flow {}: reading MM2's progress (--no-mm2-takeover skips it)",
+                                flow.name()
+                            )
+                        })?;
+                    for seed in taken {
+                        tracing::info!(flow = %flow.name(), topic = %seed.topic_partition.topic,
+                            partition = seed.topic_partition.partition, start = seed.offset,
+                            "partition starts where MM2 stopped");
+                    }
+                }
+                let (source, target) = (spec.source.clone(), spec.target.clone());
+                let mut runner = FlowRunner::prepare(spec)
                     .await
                     .with_context(|| format!("flow {}: preparing", flow.name()))?;
+                let failover = strait::run::spawn_failover(flow, &mut runner, &source, &target)
+                    .await
+                    .with_context(|| {
+                        format!("flow {}: preparing offset translation", flow.name())
+                    })?;
+                failovers.push(failover);
                 let (source, target) = strait::run::flow_clients(&config, flow)?;
                 let sync = TopologySync::new(flow.clone(), source, target, runner.routes());
                 if sync.enabled() {
@@ -192,6 +273,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     eprintln!("stopped partition {partition}");
                 }
             }
+            for failover in failovers {
+                failover.await.context("a failover task panicked")?;
+            }
             Ok(if stopped_partitions > 0 {
                 ExitCode::from(3)
             } else {
@@ -199,6 +283,123 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+async fn offsets_command(
+    config: &MirrorConfig,
+    flow: Option<&str>,
+    group: Option<String>,
+    action: Option<OffsetsAction>,
+) -> anyhow::Result<ExitCode> {
+    let flows = config
+        .flows_for_targets::<&str>(&[])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let flow = match flow {
+        Some(name) => flows.into_iter().find(|f| f.name() == name),
+        None if flows.len() == 1 => flows.into_iter().next(),
+        None => {
+            eprintln!("the file enables several flows: name one with --flow source->target");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let Some(flow) = flow else {
+        eprintln!("no such enabled flow in the file");
+        return Ok(ExitCode::from(2));
+    };
+    let cluster = |alias: &str| config.cluster(alias).expect("flows name declared clusters");
+    let source = strait::run::endpoint(cluster(&flow.source))?;
+    let target = strait::run::endpoint(cluster(&flow.target))?;
+    let remote = flow.clone();
+    let view = OffsetsView::connect(&source, &target, move |t| remote.remote_topic(t))
+        .await
+        .with_context(|| format!("flow {}: reading offset maps", flow.name()))?;
+    match action {
+        None => {
+            let Some(group) = group else {
+                eprintln!("name the group: strait offsets <file> --group G");
+                return Ok(ExitCode::from(2));
+            };
+            println!("SOURCE-TOPIC PARTITION SOURCE-OFFSET TARGET-TOPIC TARGET-OFFSET TARGET-COMMITTED TARGET-LAG");
+            let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+            for p in view.group_positions(&group).await? {
+                println!(
+                    "{} {} {} {} {} {} {}",
+                    p.source.topic,
+                    p.source.partition,
+                    p.source_offset,
+                    p.target.topic,
+                    show(p.target_offset()),
+                    show(p.target_committed),
+                    show(p.target_lag())
+                );
+            }
+        }
+        Some(OffsetsAction::Translate {
+            group: Some(group), ..
+        }) => {
+            for p in view.group_positions(&group).await? {
+                if let Some(offset) = p.target_offset() {
+                    println!("{} {} {offset}", p.target.topic, p.target.partition);
+                }
+            }
+        }
+        Some(OffsetsAction::Translate {
+            topic: Some(topic),
+            partition: Some(partition),
+            offset: Some(offset),
+            ..
+        }) => {
+            let source = TopicPartition { topic, partition };
+            match view.translate(&source, offset) {
+                Some((target, Translation::Exact(at))) => {
+                    println!("{} {} {at}", target.topic, target.partition)
+                }
+                Some((target, Translation::Ahead { target_end })) => {
+                    println!("{} {} {target_end}", target.topic, target.partition);
+                    eprintln!(
+                        "offset {offset} is not mirrored yet: the target's end is the safe answer"
+                    );
+                }
+                Some((_, Translation::BeforeMap { start })) => {
+                    eprintln!("offset {offset} is older than strait's map (it starts at {start}): no exact answer");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Some((_, Translation::NotMirrored)) | None => {
+                    eprintln!(
+                        "strait has mirrored nothing of {}-{partition} yet",
+                        source.topic
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Some(OffsetsAction::Translate { .. }) => {
+            eprintln!("translate needs --group G, or --topic T --partition P --offset O");
+            return Ok(ExitCode::from(2));
+        }
+        Some(OffsetsAction::Failover { group, apply }) => {
+            let offsets = view.failover(&group, apply).await?;
+            for o in &offsets {
+                println!(
+                    "{} {} {}",
+                    o.topic_partition.topic, o.topic_partition.partition, o.offset
+                );
+            }
+            if apply {
+                eprintln!(
+                    "committed {} offsets of group {group} on {}",
+                    offsets.len(),
+                    flow.target
+                );
+            } else {
+                eprintln!(
+                    "dry run: add --apply to commit these offsets of group {group} on {}",
+                    flow.target
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn wait_for_signal() {

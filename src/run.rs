@@ -4,10 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
+
 use crate::config::{ClusterConfig, FlowConfig, MirrorConfig};
 use crate::engine::{
-    ClusterEndpoint, Discovery, EngineError, FlowSpec, RouteInfo, TopicRoute, TopicSelector,
+    ClusterEndpoint, Discovery, EngineError, FlowRunner, FlowSpec, RouteInfo, TopicRoute,
+    TopicSelector,
 };
+use crate::failover::{self, FailoverError, FailoverSettings, FailoverTask};
+use crate::offsets::GroupOffset;
 use crate::plan::{plan_flow, FlowPlan, SourceTopic};
 use crate::topology::{preview_sync, SyncPreview};
 use crate::wire::{ClusterClient, ConnectionConfig, SocketOptions, Transport, WireError};
@@ -148,4 +153,50 @@ pub fn flow_spec(
         Discovery { interval, select }
     });
     Ok(spec)
+}
+
+/// Before a flow's first start over a target MM2 has been filling: partitions with
+/// no strait progress start where MM2 stopped (see `failover::take_over_from_mm2`).
+pub async fn take_over_from_mm2(
+    flow: &FlowConfig,
+    spec: &FlowSpec,
+) -> Result<Vec<GroupOffset>, FailoverError> {
+    let target = ClusterClient::new(
+        &spec.target.alias,
+        spec.target.bootstrap.clone(),
+        spec.target.connection.clone(),
+    );
+    let routes: Vec<(String, String)> = spec
+        .topics
+        .iter()
+        .map(|t| (t.source.clone(), t.target.clone()))
+        .collect();
+    failover::take_over_from_mm2(
+        &target,
+        &flow.mm2_offsets_topic,
+        &flow.source,
+        &spec.progress_group(),
+        &routes,
+    )
+    .await
+}
+
+/// Starts the failover task of a prepared flow (offset maps, offset syncs,
+/// checkpoints, heartbeats, group offset sync); it ends after the flow does.
+pub async fn spawn_failover(
+    flow: &FlowConfig,
+    runner: &mut FlowRunner,
+    source: &ClusterEndpoint,
+    target: &ClusterEndpoint,
+) -> Result<JoinHandle<()>, FailoverError> {
+    let remote = flow.clone();
+    let task = FailoverTask::prepare(
+        FailoverSettings::from_flow(flow),
+        source,
+        target,
+        move |topic| remote.remote_topic(topic),
+    )
+    .await?;
+    let events = runner.subscribe();
+    Ok(tokio::spawn(task.run(events)))
 }

@@ -77,7 +77,7 @@ fn active_standby_example_loads_with_its_settings() {
     assert_eq!(flow.remote_topic("quux-1"), "primary.quux-1");
     assert_eq!(flow.replication_factor, 3);
     assert_eq!(flow.sync_group_offsets, Some(Duration::from_secs(60)));
-    assert_eq!(flow.emit_checkpoints, Some(Duration::from_secs(60)));
+    assert_eq!(flow.emit_checkpoints, Some(Duration::from_secs(5)));
     assert_eq!(flow.refresh_topics, Some(Duration::from_secs(10)));
     assert_eq!(flow.start_position, StartPosition::Earliest);
     assert_eq!(flow.memory_budget_bytes, 64 * 1024 * 1024);

@@ -56,7 +56,9 @@ fn new_topics_added_partitions_and_deleted_topics_are_followed_while_running() {
     let dir = tempfile::tempdir().unwrap();
     let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, &[]);
     flow.extra.push(format!(
-        "src->dst.topics = {}\\..*",
+        "{}->{}.topics = {}\\..*",
+        flow.source_alias,
+        flow.target_alias,
         prefix.replace('-', "\\-")
     ));
     flow.extra

@@ -470,8 +470,10 @@ fn killed_three_times_mid_copy_strait_loses_nothing() {
     let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, &[&topic]);
     // Commit often and copy in small steps, so that each kill lands between commits.
     flow.extra.push("offset.flush.interval.ms = 200".into());
-    flow.extra
-        .push("src.consumer.max.partition.fetch.bytes = 16384".into());
+    flow.extra.push(format!(
+        "{}.consumer.max.partition.fetch.bytes = 16384",
+        flow.source_alias
+    ));
     let config = flow.write(dir.path());
     let remote = flow.remote(&topic);
     let copied = || -> i64 {

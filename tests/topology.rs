@@ -20,7 +20,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use common::{
     assert_same_records, base_timestamp, create_topic, produce, read_topic, strait_command,
-    testbed, unique_topic, Cluster, Compare, NewRecord, ProduceOptions, Strait,
+    testbed, unique_alias, unique_topic, Cluster, Compare, NewRecord, ProduceOptions, Strait,
 };
 
 // A guard against hanging when something is broken, far above any honest wait here.
@@ -150,6 +150,7 @@ fn two_way_file(prefix: &str, extra: &str) -> String {
          B->A.enable = true\n\
          topics = .*{p}.*\n\
          replication.factor = 1\n\
+         heartbeats.replication.enabled = false\n\
          refresh.topics.interval.seconds = 1\n\
          strait.status.interval.seconds = 1\n\
          {extra}",
@@ -322,13 +323,15 @@ fn a_config_changed_on_the_source_reaches_the_target_and_compression_stays_produ
         &[("retention.ms", "3600000"), ("compression.type", "gzip")],
     );
     let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (unique_alias("src"), unique_alias("dst"));
     let text = format!(
-        "clusters = src, dst\n\
-         src.bootstrap.servers = {a}\n\
-         dst.bootstrap.servers = {b}\n\
-         src->dst.enabled = true\n\
-         src->dst.topics = {t}\n\
+        "clusters = {src}, {dst}\n\
+         {src}.bootstrap.servers = {a}\n\
+         {dst}.bootstrap.servers = {b}\n\
+         {src}->{dst}.enabled = true\n\
+         {src}->{dst}.topics = {t}\n\
          replication.factor = 1\n\
+         heartbeats.replication.enabled = false\n\
          sync.topic.configs.interval.seconds = 1\n\
          sync.topic.acls.interval.seconds = 1\n",
         a = Cluster::Source.bootstrap(),
@@ -339,14 +342,14 @@ fn a_config_changed_on_the_source_reaches_the_target_and_compression_stays_produ
     let (code, plan, stderr) = strait_command(&["check", file.to_str().unwrap()]);
     assert_eq!(code, Some(0), "strait check failed: {stderr}");
     assert!(
-        plan.contains(&format!("configs of src.{topic} (to be created)"))
+        plan.contains(&format!("configs of {src}.{topic} (to be created)"))
             && plan.contains("retention.ms=3600000")
             && plan.contains("compression.type=producer"),
         "{plan}"
     );
 
     let mut strait = Strait::start(&file);
-    let remote = format!("src.{topic}");
+    let remote = format!("{src}.{topic}");
     let target = Cluster::Target.bootstrap();
     strait.wait_until("the source's retention.ms on the target", || {
         topic_config(target, &remote, "retention.ms").as_deref() == Some("3600000")
@@ -473,7 +476,8 @@ fn hub_and_spoke_three_sources_into_one_hub_from_one_process() {
          S2->K.enabled = true\n\
          S3->K.enabled = true\n\
          topics = {p}\\..*\n\
-         replication.factor = 1\n",
+         replication.factor = 1\n\
+         heartbeats.replication.enabled = false\n",
         s1 = Cluster::Source.bootstrap(),
         s2 = Cluster::Legacy.bootstrap(),
         s3 = third.bootstrap,
@@ -557,6 +561,7 @@ fn strait_creates_the_same_target_topics_as_mirror_maker_2() {
          {s}->{t}.topics = .*{p}.*\n\
          {s}->{t}.topics.exclude = .*\\.skip\n\
          replication.factor = 1\n\
+         heartbeats.replication.enabled = false\n\
          checkpoints.topic.replication.factor = 1\n\
          heartbeats.topic.replication.factor = 1\n\
          offset-syncs.topic.replication.factor = 1\n\

@@ -541,6 +541,7 @@ fn strait_run_syncs_topic_acls_on_a_cluster_with_an_authorizer() {
         format!(
             "clusters = A, B\nA.bootstrap.servers = {bootstrap}\nB.bootstrap.servers = {bootstrap}\n\
              A->B.enabled = true\nA->B.topics = {}\nreplication.factor = 1\n\
+             heartbeats.replication.enabled = false\n\
              sync.topic.acls.interval.seconds = 1\nstrait.status.interval.seconds = 1\n",
             topic.replace('-', "\\-")
         ),

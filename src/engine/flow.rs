@@ -10,17 +10,14 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceResponse, TopicName,
-};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::batch::{patch, AbortedTransactions, ProducerStamp};
 use crate::wire::{
-    decode_response_body, encode_produce_request, Backoff, ClusterClient, MetadataSnapshot,
-    ProduceTopicBatches, Purpose, WireError, PRODUCE_VERSIONS,
+    send_produce, Backoff, ClusterClient, MetadataSnapshot, ProduceTopicBatches, Purpose, WireError,
 };
 
 use super::error::EngineError;
@@ -361,12 +358,14 @@ impl FlowRunner {
                 break;
             }
         }
-        let offsets = self.progress_to_commit();
-        if !offsets.0.is_empty() {
-            if let Err(error) =
-                setup::commit_progress(&self.target, &self.spec.progress_group(), &offsets.0).await
+        let (offsets, committed) = self.progress_to_commit();
+        if !committed.is_empty() {
+            match setup::commit_progress(&self.target, &self.spec.progress_group(), &offsets).await
             {
-                tracing::error!(%flow, %error, "final progress commit failed; a restart copies the uncommitted part again");
+                Ok(()) => self.on_progress_committed(committed),
+                Err(error) => {
+                    tracing::error!(%flow, %error, "final progress commit failed; a restart copies the uncommitted part again")
+                }
             }
         }
         let sample = self.sample();
@@ -601,7 +600,15 @@ impl FlowRunner {
             let timeout_ms = self.spec.produce_timeout.as_millis() as i32;
             let client_id: Arc<str> = self.spec.target.connection.client_id.as_str().into();
             self.tasks.push(Box::pin(async move {
-                let result = send_produce(&target, leader, client_id, topics, timeout_ms).await;
+                let result = send_produce(
+                    &target,
+                    leader,
+                    Purpose::Produce,
+                    client_id,
+                    topics,
+                    timeout_ms,
+                )
+                .await;
                 Completion::Produce {
                     broker: leader,
                     sent,
@@ -755,6 +762,22 @@ impl FlowRunner {
         (offsets, committed)
     }
 
+    /// Progress `(slot, next source offset)` is committed on the target: remembered,
+    /// and told to the tasks beside the flow.
+    fn on_progress_committed(&mut self, committed: Vec<(usize, i64)>) {
+        for (index, offset) in committed {
+            self.committed[index] = offset;
+            if let Some(events) = &self.events {
+                let slot = &self.slots[index];
+                let _ = events.send(FlowEvent::Committed {
+                    source_topic: self.routes[slot.route].source.as_str().into(),
+                    partition: slot.partition,
+                    next_source_offset: offset,
+                });
+            }
+        }
+    }
+
     fn launch_commit(&mut self) {
         if self.commit_running {
             return;
@@ -788,19 +811,7 @@ impl FlowRunner {
             Completion::Commit { result, committed } => {
                 self.commit_running = false;
                 match result {
-                    Ok(()) => {
-                        for (index, offset) in committed {
-                            self.committed[index] = offset;
-                            if let Some(events) = &self.events {
-                                let slot = &self.slots[index];
-                                let _ = events.send(FlowEvent::Committed {
-                                    source_topic: self.routes[slot.route].source.as_str().into(),
-                                    partition: slot.partition,
-                                    next_source_offset: offset,
-                                });
-                            }
-                        }
-                    }
+                    Ok(()) => self.on_progress_committed(committed),
                     Err(error) => {
                         tracing::warn!(flow = %self.spec.name(), %error, "progress commit failed; retrying at the next interval")
                     }
@@ -1199,48 +1210,6 @@ impl FlowRunner {
             }
         }
     }
-}
-
-async fn send_produce(
-    target: &ClusterClient,
-    leader: i32,
-    client_id: Arc<str>,
-    topics: Vec<ProduceTopicBatches>,
-    timeout_ms: i32,
-) -> Result<ProduceResponse, WireError> {
-    let connection = target.connection(leader, Purpose::Produce).await?;
-    let version = connection
-        .negotiated_version(ApiKey::Produce)
-        .ok_or_else(|| WireError::UnsupportedVersion {
-            api: ApiKey::Produce,
-            broker: connection.broker().to_string(),
-            ours: (PRODUCE_VERSIONS.start, PRODUCE_VERSIONS.end - 1),
-            broker_range: connection
-                .broker_versions(ApiKey::Produce)
-                .map(|r| (r.min, r.max)),
-        })?;
-    let body = connection
-        .send_frame(ApiKey::Produce, version, move |correlation_id| {
-            encode_produce_request(
-                version,
-                correlation_id,
-                &client_id,
-                None,
-                -1,
-                timeout_ms,
-                &topics,
-            )
-        })
-        .await?;
-    let response: ProduceResponse =
-        decode_response_body(body, version).map_err(|source| WireError::Decode {
-            api: ApiKey::Produce,
-            version,
-            broker: connection.broker().to_string(),
-            source,
-        })?;
-    connection.throttle(response.throttle_time_ms);
-    Ok(response)
 }
 
 /// The response and the Fetch version it was asked at (sessions need v7).

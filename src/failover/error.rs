@@ -1,5 +1,7 @@
 //! Errors of the failover tasks and commands.
 
+use std::time::Duration;
+
 use kafka_protocol::error::ResponseError;
 
 use crate::batch::BatchError;
@@ -61,4 +63,6 @@ pub enum FailoverError {
     },
     #[error("group {group} has active members on cluster {cluster}: stop its consumers there before committing offsets")]
     GroupActive { cluster: String, group: String },
+    #[error("{step} did not finish within {after:?} and was abandoned — are the clusters overloaded or unreachable?")]
+    Stalled { step: String, after: Duration },
 }

@@ -10,8 +10,7 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, ProduceResponse,
-    TopicName,
+    BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -19,10 +18,7 @@ use crate::batch::{
     decode_records, encode_batch, patch, split_records, Compression, ProducerStamp, RawEntry,
     Record, VerifiedBatch,
 };
-use crate::wire::{
-    decode_response_body, encode_produce_request, ClusterClient, ProduceTopicBatches, Purpose,
-    WireError,
-};
+use crate::wire::{send_produce, ClusterClient, ProduceTopicBatches, Purpose};
 
 use super::error::FailoverError;
 
@@ -110,43 +106,20 @@ pub async fn append(
     // its key, so a retried duplicate is harmless and no producer id is needed.
     let patched = patch(&verified, &ProducerStamp::NON_IDEMPOTENT);
     let (leader, topic_id) = leader_of(client, topic).await?;
-    let connection = client.connection(leader, Purpose::Admin).await?;
-    let version = connection
-        .negotiated_version(ApiKey::Produce)
-        .ok_or_else(|| WireError::UnsupportedVersion {
-            api: ApiKey::Produce,
-            broker: connection.broker().to_string(),
-            ours: (3, 13),
-            broker_range: connection
-                .broker_versions(ApiKey::Produce)
-                .map(|r| (r.min, r.max)),
-        })?;
-    let client_id = client.name().to_string();
     let topics = vec![ProduceTopicBatches {
         name: topic.to_string(),
         topic_id,
         partitions: vec![(0, patched.chunks())],
     }];
-    let body = connection
-        .send_frame(ApiKey::Produce, version, move |correlation_id| {
-            encode_produce_request(
-                version,
-                correlation_id,
-                &client_id,
-                None,
-                -1,
-                30_000,
-                &topics,
-            )
-        })
-        .await?;
-    let response: ProduceResponse =
-        decode_response_body(body, version).map_err(|source| WireError::Decode {
-            api: ApiKey::Produce,
-            version,
-            broker: connection.broker().to_string(),
-            source,
-        })?;
+    let response = send_produce(
+        client,
+        leader,
+        Purpose::Admin,
+        client.name().into(),
+        topics,
+        30_000,
+    )
+    .await?;
     for topic_response in response.responses {
         for partition in topic_response.partition_responses {
             if let Some(error) = partition.error_code.err() {

@@ -147,13 +147,6 @@ impl FlowMaps {
         (map, sync)
     }
 
-    /// Every partition changed since it was last persisted, for the task's last
-    /// write when the flow has stopped (the flow's final progress commit sends no
-    /// event).
-    pub fn changed_partitions(&self) -> Vec<TopicPartition> {
-        self.dirty.iter().cloned().collect()
-    }
-
     /// Where a source partition is mirrored, for checkpoints.
     pub fn mirrored(&self, partition: &TopicPartition) -> Option<MirroredPartition<'_>> {
         self.partitions.get(partition).map(|t| MirroredPartition {

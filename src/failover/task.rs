@@ -8,6 +8,7 @@
 //! reads them back and translation stays exact. Rebuilding from the offset syncs
 //! would not do: MM2's syncs are sparse by design (`offset.lag.max`).
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -143,6 +144,25 @@ pub async fn load_maps(
         .collect()
 }
 
+/// How long one step of the task (a write, listing groups, one group's checkpoint)
+/// may take. Each request has its own timeout, but a step that stalls anyway would
+/// hold up everything behind it: the offset maps, the other groups, the flow's stop.
+const STEP_LIMIT: Duration = Duration::from_secs(30);
+
+/// `step`, or [`FailoverError::Stalled`] once it has taken `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    what: impl Fn() -> String,
+    step: impl Future<Output = Result<T, FailoverError>>,
+) -> Result<T, FailoverError> {
+    tokio::time::timeout(limit, step).await.unwrap_or_else(|_| {
+        Err(FailoverError::Stalled {
+            step: what(),
+            after: limit,
+        })
+    })
+}
+
 /// The failover task of one flow.
 pub struct FailoverTask {
     settings: FailoverSettings,
@@ -231,7 +251,7 @@ impl FailoverTask {
                     while let Ok(event) = events.try_recv() {
                         self.on_event(event);
                     }
-                    if let Err(error) = self.flush().await {
+                    if let Err(error) = bounded(STEP_LIMIT, || "writing offset syncs and maps".into(), self.flush()).await {
                         tracing::warn!(flow = %flow, %error, "could not write offset syncs or offset maps; retrying at the next commit");
                     }
                 }
@@ -241,18 +261,21 @@ impl FailoverTask {
                     }
                 }
                 _ = tick(&mut heartbeat_timer) => {
-                    if let Err(error) = self.emit_heartbeat().await {
+                    if let Err(error) = bounded(STEP_LIMIT, || "a heartbeat".into(), self.emit_heartbeat()).await {
                         tracing::warn!(flow = %flow, %error, "heartbeat failed");
                     }
                 }
             }
         }
-        // Maps may run ahead of the committed progress: a restart re-copies from the
-        // progress and the map takes the new copy, so persisting them all is safe.
-        for partition in self.maps.changed_partitions() {
-            self.on_committed(&partition);
-        }
-        if let Err(error) = self.flush().await {
+        // The flow's final progress commit came as events above; what a failed write
+        // left pending gets one more try.
+        if let Err(error) = bounded(
+            STEP_LIMIT,
+            || "writing the last offset maps".into(),
+            self.flush(),
+        )
+        .await
+        {
             tracing::warn!(flow = %flow, %error, "could not write the last offset maps");
         }
     }
@@ -338,20 +361,40 @@ impl FailoverTask {
     }
 
     async fn emit_checkpoints(&mut self) -> Result<(), FailoverError> {
-        let groups = groups::list_consumer_groups(&self.source).await?;
-        for group in groups
-            .iter()
-            .filter(|g| self.settings.groups.should_replicate(g))
-        {
-            let committed = groups::committed_offsets(&self.source, group).await?;
-            let maps = &self.maps;
-            let checkpoints = self
-                .checkpoints
-                .checkpoints_for_group(group, &committed, |p| maps.mirrored(p));
-            self.write_checkpoints(&checkpoints).await?;
-            if self.settings.sync_group_offsets {
-                self.sync_group(group).await?;
+        let mut groups = bounded(
+            STEP_LIMIT,
+            || "listing the source's groups".into(),
+            groups::list_consumer_groups(&self.source),
+        )
+        .await?;
+        groups.retain(|g| self.settings.groups.should_replicate(g));
+        for group in &groups {
+            // One group the brokers refuse or stall on (no ACL, being deleted,
+            // coordinator moving) must not hold back the groups after it.
+            let step = bounded(
+                STEP_LIMIT,
+                || format!("checkpointing group {group}"),
+                self.checkpoint_group(group),
+            );
+            if let Err(error) = step.await {
+                tracing::warn!(%group, %error, "no checkpoint for this group this time; retrying at the next interval");
             }
+        }
+        Ok(())
+    }
+
+    async fn checkpoint_group(&mut self, group: &str) -> Result<(), FailoverError> {
+        let committed = groups::committed_offsets(&self.source, group).await?;
+        let maps = &self.maps;
+        let checkpoints = self
+            .checkpoints
+            .checkpoints_for_group(group, &committed, |p| maps.mirrored(p));
+        self.write_checkpoints(&checkpoints).await?;
+        for checkpoint in checkpoints {
+            self.checkpoints.load(checkpoint);
+        }
+        if self.settings.sync_group_offsets {
+            self.sync_group(group).await?;
         }
         Ok(())
     }
@@ -376,6 +419,12 @@ impl FailoverTask {
     }
 
     async fn sync_group(&self, group: &str) -> Result<(), FailoverError> {
+        // Most groups of a source never read this flow's topics: asking the target
+        // about each of them every interval would grow each round with every group
+        // the source has.
+        if self.checkpoints.latest(group).next().is_none() {
+            return Ok(());
+        }
         if groups::has_active_members(&self.target, group).await? {
             return Ok(());
         }
@@ -427,5 +476,26 @@ async fn tick(timer: &mut Option<Interval>) {
             timer.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stalled_step_is_abandoned_and_named() {
+        let stalled = bounded(
+            Duration::from_millis(10),
+            || "checkpointing group g".into(),
+            std::future::pending::<Result<(), FailoverError>>(),
+        )
+        .await;
+        assert!(
+            matches!(&stalled, Err(FailoverError::Stalled { step, .. }) if step == "checkpointing group g"),
+            "{stalled:?}"
+        );
+        let finished = bounded(Duration::from_secs(60), String::new, async { Ok(7) }).await;
+        assert_eq!(finished.unwrap(), 7);
     }
 }

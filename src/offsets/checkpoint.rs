@@ -66,8 +66,8 @@ impl CheckpointStore {
         Self::default()
     }
 
-    /// A checkpoint read from the checkpoints topic; read them in order, the later
-    /// one for a group and partition wins.
+    /// A checkpoint on the checkpoints topic: read back at start (in order, the later
+    /// one for a group and partition wins), or just written.
     pub fn load(&mut self, checkpoint: Checkpoint) {
         self.latest
             .entry(checkpoint.group.clone())
@@ -85,9 +85,10 @@ impl CheckpointStore {
     /// this flow). A group ahead of the mirror gets the conservative target end
     /// (it re-reads what it read on the source but is not mirrored yet) and an exact
     /// checkpoint once the mirror passes it; offsets older than a map answers for
-    /// give none. The returned checkpoints are remembered as the latest.
+    /// give none. Load the returned checkpoints once they are written: until then
+    /// they are returned again, so a failed write is retried.
     pub fn checkpoints_for_group<'a>(
-        &mut self,
+        &self,
         group: &str,
         committed: &[CommittedOffset],
         mirrored: impl Fn(&TopicPartition) -> Option<MirroredPartition<'a>>,
@@ -113,7 +114,6 @@ impl CheckpointStore {
                 metadata: position.metadata.clone(),
             };
             if self.is_news(&checkpoint) {
-                self.load(checkpoint.clone());
                 emitted.push(checkpoint);
             }
         }
@@ -195,13 +195,17 @@ mod tests {
         maps: &HashMap<TopicPartition, OffsetMap>,
         positions: &[CommittedOffset],
     ) -> Vec<(TopicPartition, i64, i64)> {
-        store
-            .checkpoints_for_group("g", positions, |source| {
-                maps.get(source).map(|map| MirroredPartition {
-                    target_topic: "A.orders",
-                    map,
-                })
+        let emitted = store.checkpoints_for_group("g", positions, |source| {
+            maps.get(source).map(|map| MirroredPartition {
+                target_topic: "A.orders",
+                map,
             })
+        });
+        // Written, as the failover task does before it loads them.
+        for checkpoint in &emitted {
+            store.load(checkpoint.clone());
+        }
+        emitted
             .into_iter()
             .map(|c| (c.topic_partition, c.upstream_offset, c.downstream_offset))
             .collect()
@@ -210,7 +214,7 @@ mod tests {
     #[test]
     fn committed_offsets_translate_exactly_to_the_target_topic() {
         let maps = maps();
-        let mut store = CheckpointStore::new();
+        let store = CheckpointStore::new();
         let emitted = store.checkpoints_for_group(
             "g",
             &[committed("orders", 0, 10), committed("orders", 1, 103)],
@@ -240,7 +244,26 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(store.latest("g").count(), 2);
+        assert_eq!(store.latest("g").count(), 0, "nothing written yet");
+    }
+
+    #[test]
+    fn a_checkpoint_not_written_is_emitted_again() {
+        let maps = maps();
+        let mut store = CheckpointStore::new();
+        let position = [committed("orders", 0, 15)];
+        let mirrored = |source: &TopicPartition| {
+            maps.get(source).map(|map| MirroredPartition {
+                target_topic: "A.orders",
+                map,
+            })
+        };
+        let first = store.checkpoints_for_group("g", &position, mirrored);
+        assert_eq!(first.len(), 1);
+        // The write failed: nothing loaded, so the next round has it again.
+        assert_eq!(store.checkpoints_for_group("g", &position, mirrored), first);
+        store.load(first[0].clone());
+        assert_eq!(store.checkpoints_for_group("g", &position, mirrored), []);
     }
 
     #[test]

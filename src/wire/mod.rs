@@ -2,7 +2,7 @@
 //! client with a per-purpose connection pool, and the zero-copy produce encoder.
 //!
 //! Pure (no I/O): `frame`, `produce_encode`, `versions`, `metadata`, `backoff`.
-//! Drivers: `socket`, `pipeline`, `connection`, `cluster`, `retry`.
+//! Drivers: `socket`, `pipeline`, `connection`, `cluster`, `retry`, `produce_send`.
 
 mod backoff;
 mod cluster;
@@ -12,6 +12,7 @@ mod frame;
 mod metadata;
 mod pipeline;
 mod produce_encode;
+mod produce_send;
 mod retry;
 mod socket;
 mod versions;
@@ -26,6 +27,7 @@ pub use frame::{
 };
 pub use metadata::{BrokerAddr, MetadataSnapshot, PartitionMeta, TopicMeta};
 pub use produce_encode::{encode_produce_request, ProduceTopicBatches, PRODUCE_VERSIONS};
+pub use produce_send::send_produce;
 pub use retry::retry_with;
 pub use socket::{connect_tcp, SocketOptions};
 pub use versions::BrokerVersions;

@@ -101,6 +101,38 @@ pub fn start_offsets(cluster: Cluster, topic: &str) -> Vec<i64> {
         .collect()
 }
 
+/// Whether the topic exists on the cluster with a leader for every partition (e.g.
+/// once strait has created it).
+pub fn topic_exists(cluster: Cluster, topic: &str) -> bool {
+    let consumer = reader(cluster, Isolation::ReadUncommitted);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .unwrap_or_else(|e| panic!("metadata of {topic} on {cluster:?}: {e}"));
+    metadata.topics().iter().any(|t| {
+        t.name() == topic
+            && t.error().is_none()
+            && !t.partitions().is_empty()
+            && t.partitions().iter().all(|p| p.leader() >= 0)
+    })
+}
+
+/// [`end_offsets`], or None while the topic is missing or not ready yet (a topic
+/// just created can answer "not leader" for a moment).
+pub fn try_end_offsets(cluster: Cluster, topic: &str) -> Option<Vec<i64>> {
+    if !topic_exists(cluster, topic) {
+        return None;
+    }
+    let consumer = reader(cluster, Isolation::ReadUncommitted);
+    (0..partitions_of(&consumer, cluster, topic))
+        .map(|partition| {
+            consumer
+                .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+                .ok()
+                .map(|(_, high)| high)
+        })
+        .collect()
+}
+
 /// Number of partitions of the topic; panics if the topic does not exist.
 pub fn partition_count(cluster: Cluster, topic: &str) -> i32 {
     let consumer = reader(cluster, Isolation::ReadUncommitted);

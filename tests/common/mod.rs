@@ -15,7 +15,8 @@ mod strait;
 pub use admin::{create_topic, create_topic_with_replication, delete_topic, unique_topic};
 pub use cluster::{kafka_tool, testbed, Cluster};
 pub use consume::{
-    end_offsets, partition_count, read_topic, read_topic_with, start_offsets, Isolation,
+    end_offsets, partition_count, read_topic, read_topic_with, start_offsets, topic_exists,
+    try_end_offsets, Isolation,
 };
 pub use kafka_cli::read_topic_with_console_consumer;
 pub use produce::{
@@ -26,4 +27,4 @@ pub use records::{
     assert_same_records, base_timestamp, first_difference, sort_records, Compare, Header,
     NewRecord, Record,
 };
-pub use strait::{strait_command, FlowFile, Strait};
+pub use strait::{strait_command, unique_alias, FlowFile, Strait};

@@ -6,15 +6,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::admin::unique_topic;
 use super::cluster::Cluster;
-use super::consume::end_offsets;
+use super::consume::try_end_offsets;
 
 const STRAIT: &str = env!("CARGO_BIN_EXE_strait");
 // A guard against hanging when strait is broken, far above any honest copy here.
 const COPY_LIMIT: Duration = Duration::from_secs(240);
 
 /// A properties file for one flow `source_alias->target_alias` between two testbed
-/// clusters, mirroring exactly the topics named (regex-escaped).
+/// clusters, mirroring exactly the topics named (regex-escaped): heartbeat topics are
+/// not replicated unless a test asks for it.
+///
+/// Each FlowFile has aliases of its own. The aliases name the flow's progress group,
+/// its remote topics and its internal topics (checkpoints, offset syncs, offset maps),
+/// so flows of tests running side by side, or between other clusters, share none.
 pub struct FlowFile {
     pub source_alias: String,
     pub target_alias: String,
@@ -28,8 +34,8 @@ pub struct FlowFile {
 impl FlowFile {
     pub fn new(source: Cluster, target: Cluster, topics: &[&str]) -> Self {
         FlowFile {
-            source_alias: "src".into(),
-            target_alias: "dst".into(),
+            source_alias: unique_alias("src"),
+            target_alias: unique_alias("dst"),
             source,
             target,
             topics: topics.iter().map(|t| t.to_string()).collect(),
@@ -61,7 +67,8 @@ impl FlowFile {
              {src}->{dst}.enabled = true\n\
              {topics_line}\
              replication.factor = 1\n\
-             strait.status.interval.seconds = 1\n",
+             strait.status.interval.seconds = 1\n\
+             heartbeats.replication.enabled = false\n",
             src = self.source_alias,
             dst = self.target_alias,
             src_bootstrap = self.source.bootstrap(),
@@ -79,6 +86,12 @@ impl FlowFile {
         fs::write(&path, self.render()).expect("write properties file");
         path
     }
+}
+
+/// A cluster alias no other flow uses: letters and digits only, as topic names and
+/// property keys take them.
+pub fn unique_alias(prefix: &str) -> String {
+    unique_topic(prefix).replace(['-', '.', '_'], "")
 }
 
 fn regex_escape(topic: &str) -> String {
@@ -143,7 +156,8 @@ impl Strait {
         let started = Instant::now();
         loop {
             self.assert_alive();
-            let ends = existing_end_offsets(cluster, topic);
+            // The target topic appears only once strait has created it.
+            let ends = try_end_offsets(cluster, topic);
             if ends.as_deref() == Some(expected) {
                 return;
             }
@@ -172,6 +186,30 @@ impl Strait {
             assert!(
                 started.elapsed() < COPY_LIMIT,
                 "{what} did not happen within {COPY_LIMIT:?}; strait log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Waits until `current()` equals `expected`, failing with the last value seen and
+    /// strait's log if it exits or takes too long.
+    pub fn wait_for_value<T: PartialEq + std::fmt::Debug>(
+        &mut self,
+        what: &str,
+        expected: &T,
+        mut current: impl FnMut() -> T,
+    ) {
+        let started = Instant::now();
+        loop {
+            let seen = current();
+            if &seen == expected {
+                return;
+            }
+            self.assert_alive();
+            assert!(
+                started.elapsed() < COPY_LIMIT,
+                "{what}: {seen:?}, not {expected:?}, after {COPY_LIMIT:?}; strait log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(250));
@@ -221,11 +259,6 @@ pub fn strait_command(args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-fn existing_end_offsets(cluster: Cluster, topic: &str) -> Option<Vec<i64>> {
-    // The target topic appears only once strait has created it.
-    std::panic::catch_unwind(|| end_offsets(cluster, topic)).ok()
 }
 
 fn signal(pid: u32, name: &str) {
