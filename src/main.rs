@@ -1,6 +1,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -13,6 +14,9 @@ use strait::offsets::{TopicPartition, Translation};
 use strait::topology::TopologySync;
 
 /// strait mirrors Kafka topics between clusters, forwarding record batches as they are.
+/// How long a stop waits for the failover tasks after the flows have stopped.
+const FAILOVER_STOP_LIMIT: Duration = Duration::from_secs(90);
+
 #[derive(Parser)]
 #[command(name = "strait", version, about)]
 struct Cli {
@@ -273,8 +277,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     eprintln!("stopped partition {partition}");
                 }
             }
+            // Each step of a failover task is bounded, but a stop must never hang on one:
+            // past this limit strait exits and says so.
             for failover in failovers {
-                failover.await.context("a failover task panicked")?;
+                match tokio::time::timeout(FAILOVER_STOP_LIMIT, failover).await {
+                    Ok(joined) => joined.context("a failover task panicked")?,
+                    Err(_) => tracing::warn!(
+                        "offset translation did not finish its last writes within {}s of the flow stopping; exiting without them; the warnings above name the step that stalled",
+                        FAILOVER_STOP_LIMIT.as_secs()
+                    ),
+                }
             }
             Ok(if stopped_partitions > 0 {
                 ExitCode::from(3)
