@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::batch::{patch, AbortedTransactions, ProducerStamp};
 use crate::wire::{
-    decode_response_body, encode_produce_request, Backoff, ClusterClient, MetadataSnapshot,
-    ProduceTopicBatches, Purpose, TcpStats, WireError, PRODUCE_VERSIONS,
+    decode_response_body, encode_produce_request, Backoff, ClusterClient, Connection,
+    MetadataSnapshot, ProduceTopicBatches, Purpose, WireError, PRODUCE_VERSIONS,
 };
 
 use super::error::EngineError;
@@ -147,6 +147,8 @@ pub struct FlowRunner {
     reserved_fetch_bytes: usize,
     sizing: FetchSizing,
     links: SourceLinks,
+    /// The fetch connection of each (source broker, lane), read for TCP_INFO each period.
+    fetch_connections: HashMap<(i32, u16), Connection>,
     counters: FlowCounters,
     backoff: Backoff,
     fetch_rotation: usize,
@@ -222,6 +224,7 @@ impl FlowRunner {
             reserved_fetch_bytes: 0,
             sizing,
             links,
+            fetch_connections: HashMap::new(),
             counters: FlowCounters::default(),
             backoff: Backoff::default(),
             fetch_rotation: 0,
@@ -451,6 +454,13 @@ impl FlowRunner {
             .into_iter()
             .max_by_key(|(_, bytes)| *bytes)
             .map(|(broker, _)| broker);
+        self.fetch_connections
+            .retain(|_, connection| connection.is_alive());
+        for (&(broker, lane), connection) in &self.fetch_connections {
+            if let Some(stats) = connection.tcp_stats() {
+                self.links.on_tcp_stats(broker, lane, stats);
+            }
+        }
         let before = self.links.limit().clone();
         let changed = self.links.evaluate(&FlowState {
             period,
@@ -471,7 +481,9 @@ impl FlowRunner {
             self.spec.partition_fetch_bytes,
         );
         let limit = self.links.limit();
-        if *limit != before && limit.is_actionable() {
+        // Logged when the kind of limit changes; the status line carries the figures.
+        if std::mem::discriminant(limit) != std::mem::discriminant(&before) && limit.is_actionable()
+        {
             tracing::warn!(flow = %self.spec.name(), "{limit}");
         }
     }
@@ -1018,7 +1030,7 @@ impl FlowRunner {
             Ok(FetchedResponse {
                 response,
                 version,
-                tcp,
+                connection,
             }) => {
                 match self.fetch_sessions.get_mut(&(broker, lane)) {
                     Some(session) => session.on_response(response.error_code, response.session_id),
@@ -1027,13 +1039,7 @@ impl FlowRunner {
                             .insert((broker, lane), FetchSession::new(version));
                     }
                 }
-                let bytes = response
-                    .responses
-                    .iter()
-                    .flat_map(|topic| &topic.partitions)
-                    .map(|partition| partition.records.as_ref().map_or(0, |r| r.len()))
-                    .sum();
-                self.links.on_fetched(broker, bytes, tcp);
+                self.fetch_connections.insert((broker, lane), connection);
                 response
             }
             Err(error) => {
@@ -1376,12 +1382,12 @@ async fn send_produce(
     Ok(response)
 }
 
-/// A fetch response, the Fetch version it was asked at (sessions need v7) and its
-/// connection's TCP state right after.
+/// A fetch response, the Fetch version it was asked at (sessions need v7) and the
+/// connection it came on.
 struct FetchedResponse {
     response: FetchResponse,
     version: i16,
-    tcp: Option<TcpStats>,
+    connection: Connection,
 }
 
 async fn send_fetch(
@@ -1397,7 +1403,7 @@ async fn send_fetch(
     Ok(FetchedResponse {
         response,
         version,
-        tcp: connection.tcp_stats(),
+        connection,
     })
 }
 

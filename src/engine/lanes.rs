@@ -10,8 +10,12 @@ use std::time::Duration;
 pub const LONG_LINK_RTT: Duration = Duration::from_millis(5);
 /// More lanes than this buys nothing measurable and costs one fetch session each.
 pub const MAX_LANES: u16 = 16;
-/// A doubling of lanes that raises the rate by less than this has found the link's limit.
-const WORTHWHILE_GAIN: f64 = 1.15;
+/// New connections start slowly (TCP slow start needs about ten round trips to reach a
+/// few MiB of window): a growth is judged this many periods after it.
+const PERIODS_TO_SETTLE: u32 = 1;
+/// A growth after which the rate fell below this share of the rate before it hurt (the
+/// source broker or this machine is overloaded): it is halved and growth stops.
+const HARMFUL_FALL: f64 = 0.7;
 /// The largest per-partition fetch on a long link: a larger one only delays the first
 /// produce of a response.
 const MAX_PARTITION_FETCH_BYTES: usize = 32 * 1024 * 1024;
@@ -27,6 +31,9 @@ pub struct BrokerSample {
     /// Some fetch waited for room in the memory budget.
     pub held_for_memory: bool,
     pub partitions: usize,
+    /// Bytes the flow may keep in flight on the link: the part of the memory budget that
+    /// fetches may hold.
+    pub in_flight_goal: usize,
 }
 
 impl BrokerSample {
@@ -35,14 +42,16 @@ impl BrokerSample {
     }
 }
 
-/// The lane count of one source broker: fixed by configuration, or grown by doubling
-/// while the source has a backlog, the budget has room and each doubling pays off.
+/// The lane count of one source broker: fixed by configuration, or, while the link is
+/// long, the source has a backlog and the budget has room, as many as it takes for the
+/// measured window of one connection times the lanes to reach the in-flight goal, up to
+/// one lane per partition; a growth that lowered the rate is halved and growth stops.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LanePlanner {
     lanes: u16,
     fixed: bool,
-    /// The rate measured before the last doubling; None when no doubling awaits its verdict.
-    rate_before_growth: Option<f64>,
+    /// The rate measured before the last growth, and the periods since it.
+    last_growth: Option<(f64, u32)>,
     settled: bool,
 }
 
@@ -52,7 +61,7 @@ impl LanePlanner {
         LanePlanner {
             lanes: configured.unwrap_or(1).clamp(1, MAX_LANES),
             fixed: configured.is_some(),
-            rate_before_growth: None,
+            last_growth: None,
             settled: false,
         }
     }
@@ -61,10 +70,16 @@ impl LanePlanner {
         self.lanes
     }
 
-    /// True when the automatic count stopped growing for a reason other than the link's
-    /// round trip being short: the configured count, the partition count or the ceiling.
+    /// True when the count cannot grow any more: configured, settled after a harmful
+    /// growth, or at one lane per partition (or the ceiling).
     pub fn at_limit(&self, partitions: usize) -> bool {
         self.fixed || self.settled || usize::from(self.lanes) >= partitions.min(MAX_LANES.into())
+    }
+
+    /// True while a growth is still being judged: new connections are in slow start,
+    /// so the period says little about the link.
+    pub fn settling(&self) -> bool {
+        self.last_growth.is_some()
     }
 
     /// Takes one period's measurements; returns the new lane count when it changes.
@@ -73,23 +88,37 @@ impl LanePlanner {
             return None;
         }
         let rate = sample.rate();
-        if let Some(before) = self.rate_before_growth.take() {
-            if rate < before * WORTHWHILE_GAIN {
-                self.settled = true;
+        if let Some((before, periods)) = self.last_growth {
+            if periods + 1 < PERIODS_TO_SETTLE {
+                self.last_growth = Some((before, periods + 1));
                 return None;
+            }
+            self.last_growth = None;
+            if sample.backlog && rate < before * HARMFUL_FALL {
+                self.settled = true;
+                self.lanes = (self.lanes / 2).max(1);
+                return Some(self.lanes);
             }
         }
         let ceiling = sample.partitions.clamp(1, MAX_LANES.into()) as u16;
+        // Bytes one connection carried per round trip: what its window allowed.
+        let window = rate * sample.rtt.as_secs_f64() / f64::from(self.lanes);
         if sample.rtt < LONG_LINK_RTT
             || !sample.backlog
             || sample.held_for_memory
             || self.lanes >= ceiling
+            || window < 1.0
         {
             return None;
         }
-        self.rate_before_growth = Some(rate);
-        self.lanes = (self.lanes * 2).min(ceiling);
-        Some(self.lanes)
+        let wanted = (sample.in_flight_goal as f64 / window).ceil();
+        let next = (wanted.min(f64::from(ceiling)) as u16).max(self.lanes);
+        if next == self.lanes {
+            return None;
+        }
+        self.last_growth = Some((rate, 0));
+        self.lanes = next;
+        Some(next)
     }
 }
 
@@ -141,27 +170,37 @@ mod tests {
             backlog: true,
             held_for_memory: false,
             partitions: 8,
+            in_flight_goal: 32 * MIB,
         }
     }
 
     #[test]
-    fn a_long_link_with_a_backlog_doubles_the_lanes_while_the_rate_follows() {
+    fn a_long_link_gets_the_lanes_whose_windows_cover_the_in_flight_goal() {
         let mut planner = LanePlanner::new(None);
-        assert_eq!(planner.observe(&sample(100, 40)), Some(2));
-        assert_eq!(planner.observe(&sample(100, 80)), Some(4));
-        assert_eq!(planner.observe(&sample(100, 118)), Some(8));
-        // Eight partitions: no more lanes than partitions.
-        assert_eq!(planner.observe(&sample(100, 120)), None);
+        // 20 MB/s at 100 ms: 2 MB per round trip; 32 MiB in flight needs 17, but eight
+        // partitions make eight lanes.
+        assert_eq!(planner.observe(&sample(100, 20)), Some(8));
+        assert!(planner.settling());
+        assert_eq!(planner.observe(&sample(100, 90)), None);
+        assert!(!planner.settling());
+        assert_eq!(planner.observe(&sample(100, 118)), None);
         assert_eq!(planner.lanes(), 8);
         assert!(planner.at_limit(8));
+        let mut wide = LanePlanner::new(None);
+        let windows_of_8_mb = BrokerSample {
+            partitions: 64,
+            ..sample(100, 80)
+        };
+        assert_eq!(wide.observe(&windows_of_8_mb), Some(5));
+        assert!(!wide.at_limit(64));
     }
 
     #[test]
-    fn a_doubling_that_does_not_pay_off_settles_the_count() {
+    fn a_growth_that_hurts_is_halved_and_growth_stops() {
         let mut planner = LanePlanner::new(None);
-        assert_eq!(planner.observe(&sample(100, 100)), Some(2));
-        assert_eq!(planner.observe(&sample(100, 105)), None);
-        assert_eq!(planner.observe(&sample(100, 50)), None);
+        assert_eq!(planner.observe(&sample(100, 100)), Some(4));
+        assert_eq!(planner.observe(&sample(100, 50)), Some(2));
+        assert_eq!(planner.observe(&sample(100, 10)), None);
         assert_eq!(planner.lanes(), 2);
         assert!(planner.at_limit(8));
     }

@@ -1,8 +1,9 @@
-//! The flow's measurements of its links to the source brokers: bytes fetched and the
-//! kernel's TCP_INFO per broker and period, which feed the lane planner and the
-//! diagnosis. Keeps no sockets: the fetch driver hands in what each response showed.
+//! The flow's measurements of its links to the source brokers: the kernel's TCP_INFO of
+//! each fetch connection, read once per period (bytes received, round trip, buffers),
+//! which feeds the lane planner and the diagnosis. Keeps no sockets: the driver reads
+//! them and hands in the figures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::wire::TcpStats;
@@ -38,6 +39,8 @@ pub struct SourceLinks {
     receive_buffer_fixed: Option<usize>,
     autotune_receive_max: Option<usize>,
     brokers: BTreeMap<i32, BrokerLink>,
+    /// Bytes received so far per (broker, lane) connection, to count each period's share.
+    received: HashMap<(i32, u16), u64>,
     limit: Limit,
 }
 
@@ -54,6 +57,7 @@ impl SourceLinks {
             receive_buffer_fixed,
             autotune_receive_max,
             brokers: BTreeMap::new(),
+            received: HashMap::new(),
             limit: Limit::None,
         }
     }
@@ -77,17 +81,24 @@ impl SourceLinks {
         )
     }
 
-    /// A fetch answered with `bytes` of records; `tcp` is its connection's state then.
-    pub fn on_fetched(&mut self, broker: i32, bytes: usize, tcp: Option<TcpStats>) {
+    /// The state of fetch connection `lane` to `broker` now. A connection that counts
+    /// fewer bytes than before replaced the previous one.
+    pub fn on_tcp_stats(&mut self, broker: i32, lane: u16, tcp: TcpStats) {
+        let before = self
+            .received
+            .insert((broker, lane), tcp.bytes_received)
+            .unwrap_or(0);
+        let new_bytes = tcp
+            .bytes_received
+            .checked_sub(before)
+            .unwrap_or(tcp.bytes_received);
         let link = self.broker(broker);
-        link.bytes += bytes as u64;
-        if let Some(tcp) = tcp {
-            let rtt = tcp.round_trip();
-            if !rtt.is_zero() {
-                link.rtt = Some(rtt);
-            }
-            link.receive_buffer = link.receive_buffer.max(tcp.receive_buffer);
+        link.bytes += new_bytes;
+        let rtt = tcp.round_trip();
+        if !rtt.is_zero() {
+            link.rtt = Some(rtt);
         }
+        link.receive_buffer = link.receive_buffer.max(tcp.receive_buffer);
     }
 
     /// A fetch to `broker` could not go out for lack of room in the memory budget.
@@ -114,6 +125,7 @@ impl SourceLinks {
                 backlog: flow.backlog,
                 held_for_memory: link.held_for_memory,
                 partitions,
+                in_flight_goal: flow.memory_budget / 2,
             };
             link.rate = sample.rate();
             if let Some(lanes) = link.planner.observe(&sample) {
@@ -123,7 +135,10 @@ impl SourceLinks {
                 busiest = Some((broker, link.rate));
             }
         }
+        let settling = self.brokers.values().any(|link| link.planner.settling());
         self.limit = match busiest {
+            // New connections in slow start would be taken for small windows.
+            _ if settling => Limit::None,
             Some((broker, _)) => {
                 let link = &self.brokers[&broker];
                 let partitions = flow.partitions_by_broker.get(&broker).copied().unwrap_or(0);
@@ -176,12 +191,13 @@ impl SourceLinks {
 mod tests {
     use super::*;
 
-    fn tcp(rtt_ms: u64, receive_buffer: usize) -> Option<TcpStats> {
-        Some(TcpStats {
+    fn tcp(rtt_ms: u64, receive_buffer: usize, bytes_received: u64) -> TcpStats {
+        TcpStats {
             rtt: Duration::from_millis(rtt_ms),
             receive_buffer,
+            bytes_received,
             ..TcpStats::default()
-        })
+        }
     }
 
     fn flow(backlog: bool) -> FlowState {
@@ -200,15 +216,17 @@ mod tests {
         let mut links = SourceLinks::new("A", None, None, Some(32 << 20));
         assert_eq!(links.lanes(1), 1);
         assert_eq!(links.summary(), None);
-        links.on_fetched(1, 40_000_000, tcp(100, 4 << 20));
-        assert_eq!(links.evaluate(&flow(true)), vec![(1, 2)]);
-        assert_eq!(links.lanes(1), 2);
+        links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 40_000_000));
+        assert_eq!(links.evaluate(&flow(true)), vec![(1, 8)]);
+        // Slow start of the new connections: no verdict yet.
+        assert_eq!(links.limit(), &Limit::None);
+        assert_eq!(links.lanes(1), 8);
         assert_eq!(
             links.summary().as_deref(),
-            Some("rtt 100 ms, 2 fetch connections")
+            Some("rtt 100 ms, 8 fetch connections")
         );
         // Caught up: nothing grows and nothing limits.
-        links.on_fetched(1, 100_000_000, tcp(100, 4 << 20));
+        links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 140_000_000));
         assert_eq!(links.evaluate(&flow(false)), vec![]);
         assert_eq!(links.limit(), &Limit::None);
     }
@@ -216,15 +234,16 @@ mod tests {
     #[test]
     fn the_busiest_broker_is_diagnosed_and_the_period_starts_afresh() {
         let mut links = SourceLinks::new("A", Some(1), Some(65536), None);
-        links.on_fetched(1, 650_000, tcp(100, 131072));
-        links.on_fetched(2, 10, tcp(100, 131072));
+        links.on_tcp_stats(1, 0, tcp(100, 131072, 650_000));
+        links.on_tcp_stats(2, 0, tcp(100, 131072, 10));
         links.evaluate(&flow(true));
         let text = links.limit().to_string();
         assert!(text.contains("A.receive.buffer.bytes=65536"), "{text}");
         links.on_held_for_memory(1);
         links.evaluate(&flow(true));
         assert!(matches!(links.limit(), Limit::MemoryBudget { .. }));
-        links.on_fetched(1, 650_000, tcp(100, 131072));
+        // A new connection on lane 0 counts from zero again.
+        links.on_tcp_stats(1, 0, tcp(100, 131072, 640_000));
         links.evaluate(&flow(true));
         assert!(matches!(links.limit(), Limit::ReceiveWindow { .. }));
         links.evaluate(&flow(true));
