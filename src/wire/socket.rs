@@ -88,6 +88,10 @@ async fn connect_one(target: SocketAddr, options: &SocketOptions) -> io::Result<
 /// What the kernel knows about one connection, for sizing and diagnosing long links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpStats {
+    /// The shortest round trip the connection has seen (0 on kernels before 4.6): the
+    /// path's, without the queueing, delayed acknowledgements and scheduling delays that
+    /// the smoothed one includes.
+    pub min_rtt: Duration,
     /// Smoothed round-trip time of what this side sent.
     pub rtt: Duration,
     /// The receiver's own round-trip estimate (0 until it has one), which a connection
@@ -101,14 +105,13 @@ pub struct TcpStats {
 }
 
 impl TcpStats {
-    /// The better of the two round-trip estimates: the sender's smoothed one, else the
-    /// receiver's.
+    /// The path's round trip: the shortest seen, else the smoothed one, else the
+    /// receiver's estimate.
     pub fn round_trip(&self) -> Duration {
-        if self.rtt.is_zero() {
-            self.receive_rtt
-        } else {
-            self.rtt
-        }
+        [self.min_rtt, self.rtt, self.receive_rtt]
+            .into_iter()
+            .find(|rtt| !rtt.is_zero())
+            .unwrap_or_default()
     }
 }
 
@@ -132,6 +135,7 @@ pub fn tcp_stats(socket: &Socket) -> io::Result<TcpStats> {
         return Err(io::Error::last_os_error());
     }
     Ok(TcpStats {
+        min_rtt: Duration::from_micros(info.tcpi_min_rtt.into()),
         rtt: Duration::from_micros(info.tcpi_rtt.into()),
         receive_rtt: Duration::from_micros(info.tcpi_rcv_rtt.into()),
         receive_buffer: socket.recv_buffer_size()?,
@@ -194,6 +198,21 @@ mod tests {
         assert_eq!(stats.bytes_received, 10_000);
         assert!(stats.receive_buffer >= 64 * 1024, "{stats:?}");
         assert!(stats.round_trip() > Duration::ZERO, "{stats:?}");
+        assert!(stats.min_rtt <= stats.rtt, "{stats:?}");
+    }
+
+    #[test]
+    fn the_round_trip_prefers_the_shortest_seen_then_the_smoothed_one() {
+        let ms = Duration::from_millis;
+        let mut stats = TcpStats {
+            rtt: ms(12),
+            receive_rtt: ms(30),
+            ..TcpStats::default()
+        };
+        assert_eq!(stats.round_trip(), ms(12));
+        stats.min_rtt = ms(1);
+        assert_eq!(stats.round_trip(), ms(1));
+        assert_eq!(TcpStats::default().round_trip(), Duration::ZERO);
     }
 
     #[tokio::test]
