@@ -438,7 +438,7 @@ impl FlowRunner {
     fn evaluate_links(&mut self, period: Duration) {
         let mut partitions_by_broker: BTreeMap<i32, usize> = BTreeMap::new();
         let mut target_load: HashMap<i32, usize> = HashMap::new();
-        let mut backlog = false;
+        let mut lag_records: u64 = 0;
         let mut live = 0;
         for slot in self.slots.iter().filter(|s| s.is_live()) {
             live += 1;
@@ -448,7 +448,7 @@ impl FlowRunner {
             if let Some(leader) = slot.target_leader {
                 *target_load.entry(leader).or_default() += slot.state.buffered_bytes();
             }
-            backlog |= slot.state.lag().is_some_and(|lag| lag > 0);
+            lag_records += slot.state.lag().map_or(0, |lag| lag as u64);
         }
         let target_broker = target_load
             .into_iter()
@@ -464,7 +464,7 @@ impl FlowRunner {
         let before = self.links.limit().clone();
         let changed = self.links.evaluate(&FlowState {
             period,
-            backlog,
+            backlog_bytes: estimated_bytes(lag_records, &self.counters),
             partitions_by_broker,
             awaiting_target: self.buffered_bytes,
             memory_budget: self.spec.memory_budget,
@@ -1405,6 +1405,16 @@ async fn send_fetch(
         version,
         connection,
     })
+}
+
+/// Bytes of `records` at the average size of those copied so far; before any, every
+/// lag counts as plenty.
+fn estimated_bytes(records: u64, copied: &FlowCounters) -> u64 {
+    match copied.records {
+        0 if records > 0 => u64::MAX,
+        0 => 0,
+        copied_records => records.saturating_mul(copied.bytes / copied_records),
+    }
 }
 
 /// net.ipv4.tcp_rmem's maximum in this network namespace, the ceiling of autotuned

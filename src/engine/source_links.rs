@@ -11,6 +11,16 @@ use crate::wire::TcpStats;
 use super::diagnosis::{diagnose, Limit, Observation};
 use super::lanes::{BrokerSample, LanePlanner};
 
+/// Less waiting data than this cannot fill a link for long: a period that moved little
+/// with so little waiting says nothing about windows.
+const MIN_BACKLOG_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
+
+/// True when the source held more than twice what the link carried per round trip: then
+/// the link, not the supply of data, set the pace.
+fn backlogged(backlog_bytes: u64, rate: f64, rtt: Duration) -> bool {
+    backlog_bytes as f64 >= (2.0 * rate * rtt.as_secs_f64()).max(MIN_BACKLOG_BYTES)
+}
+
 #[derive(Debug)]
 struct BrokerLink {
     planner: LanePlanner,
@@ -25,7 +35,8 @@ struct BrokerLink {
 #[derive(Debug, Clone)]
 pub struct FlowState {
     pub period: Duration,
-    pub backlog: bool,
+    /// Bytes the source holds beyond what was copied (estimated from the lag in records).
+    pub backlog_bytes: u64,
     pub partitions_by_broker: BTreeMap<i32, usize>,
     pub awaiting_target: usize,
     pub memory_budget: usize,
@@ -118,11 +129,13 @@ impl SourceLinks {
         let mut busiest: Option<(i32, f64)> = None;
         for (&broker, link) in &mut self.brokers {
             let partitions = flow.partitions_by_broker.get(&broker).copied().unwrap_or(0);
+            let rtt = link.rtt.unwrap_or_default();
+            let rate = link.bytes as f64 / flow.period.as_secs_f64().max(1e-3);
             let sample = BrokerSample {
-                rtt: link.rtt.unwrap_or_default(),
+                rtt,
                 bytes: link.bytes,
                 period: flow.period,
-                backlog: flow.backlog,
+                backlog: backlogged(flow.backlog_bytes, rate, rtt),
                 held_for_memory: link.held_for_memory,
                 partitions,
                 in_flight_goal: flow.memory_budget / 2,
@@ -152,7 +165,11 @@ impl SourceLinks {
                     receive_buffer: link.receive_buffer,
                     receive_buffer_fixed: self.receive_buffer_fixed,
                     autotune_receive_max: self.autotune_receive_max,
-                    backlog: flow.backlog,
+                    backlog: backlogged(
+                        flow.backlog_bytes,
+                        link.rate,
+                        link.rtt.unwrap_or_default(),
+                    ),
                     held_for_memory: self.brokers.values().any(|l| l.held_for_memory),
                     awaiting_target: flow.awaiting_target,
                     memory_budget: flow.memory_budget,
@@ -203,7 +220,7 @@ mod tests {
     fn flow(backlog: bool) -> FlowState {
         FlowState {
             period: Duration::from_secs(1),
-            backlog,
+            backlog_bytes: if backlog { 1 << 30 } else { 0 },
             partitions_by_broker: BTreeMap::from([(1, 8)]),
             awaiting_target: 0,
             memory_budget: 64 << 20,
@@ -229,6 +246,16 @@ mod tests {
         links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 140_000_000));
         assert_eq!(links.evaluate(&flow(false)), vec![]);
         assert_eq!(links.limit(), &Limit::None);
+    }
+
+    #[test]
+    fn a_little_data_waiting_is_no_backlog() {
+        let rtt = Duration::from_millis(100);
+        // 50 MB/s over 100 ms carries 5 MB per round trip.
+        assert!(!backlogged(8_000_000, 50e6, rtt));
+        assert!(backlogged(12_000_000, 50e6, rtt));
+        assert!(!backlogged(1_000_000, 0.0, rtt));
+        assert!(backlogged(5 << 20, 0.0, rtt));
     }
 
     #[test]
