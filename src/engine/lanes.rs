@@ -10,9 +10,10 @@ use std::time::Duration;
 pub const LONG_LINK_RTT: Duration = Duration::from_millis(5);
 /// More lanes than this buys nothing measurable and costs one fetch session each.
 pub const MAX_LANES: u16 = 16;
-/// New connections start slowly (TCP slow start needs about ten round trips to reach a
-/// few MiB of window): a growth is judged this many periods after it.
-const PERIODS_TO_SETTLE: u32 = 1;
+/// New connections start slowly (TCP slow start needs six to ten round trips to reach a
+/// few MiB of window): a growth is judged this many round trips after it, at the
+/// earliest one period after it.
+const ROUND_TRIPS_TO_SETTLE: u32 = 10;
 /// A growth after which the rate fell below this share of the rate before it hurt (the
 /// source broker or this machine is overloaded): it is halved and growth stops.
 const HARMFUL_FALL: f64 = 0.7;
@@ -89,7 +90,9 @@ impl LanePlanner {
         }
         let rate = sample.rate();
         if let Some((before, periods)) = self.last_growth {
-            if periods + 1 < PERIODS_TO_SETTLE {
+            let settle = ROUND_TRIPS_TO_SETTLE as f64 * sample.rtt.as_secs_f64();
+            let periods_to_settle = (settle / sample.period.as_secs_f64().max(1e-3)).round() as u32;
+            if periods + 1 < periods_to_settle.max(1) {
                 self.last_growth = Some((before, periods + 1));
                 return None;
             }
@@ -193,6 +196,19 @@ mod tests {
         };
         assert_eq!(wide.observe(&windows_of_8_mb), Some(5));
         assert!(!wide.at_limit(64));
+    }
+
+    #[test]
+    fn a_growth_on_a_longer_link_is_judged_after_more_periods() {
+        let mut planner = LanePlanner::new(None);
+        assert_eq!(planner.observe(&sample(300, 10)), Some(8));
+        // Ten round trips of 300 ms: judged in the third period after the growth.
+        assert_eq!(planner.observe(&sample(300, 5)), None);
+        assert_eq!(planner.observe(&sample(300, 5)), None);
+        assert!(planner.settling());
+        assert_eq!(planner.observe(&sample(300, 60)), None);
+        assert!(!planner.settling());
+        assert_eq!(planner.lanes(), 8);
     }
 
     #[test]
