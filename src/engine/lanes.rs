@@ -14,9 +14,6 @@ pub const MAX_LANES: u16 = 16;
 /// few MiB of window): a growth is judged this many round trips after it, at the
 /// earliest one period after it.
 const ROUND_TRIPS_TO_SETTLE: u32 = 10;
-/// A growth after which the rate fell below this share of the rate before it hurt (the
-/// source broker or this machine is overloaded): it is halved and growth stops.
-const HARMFUL_FALL: f64 = 0.7;
 /// The largest per-partition fetch on a long link: a larger one only delays the first
 /// produce of a response.
 const MAX_PARTITION_FETCH_BYTES: usize = 32 * 1024 * 1024;
@@ -46,14 +43,14 @@ impl BrokerSample {
 /// The lane count of one source broker: fixed by configuration, or, while the link is
 /// long, the source has a backlog and the budget has room, as many as it takes for the
 /// measured window of one connection times the lanes to reach the in-flight goal, up to
-/// one lane per partition; a growth that lowered the rate is halved and growth stops.
+/// one lane per partition. Lanes are never taken back: a rate measured while new
+/// connections are in slow start (seconds at 300 ms) cannot judge them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LanePlanner {
     lanes: u16,
     fixed: bool,
-    /// The rate measured before the last growth, and the periods since it.
-    last_growth: Option<(f64, u32)>,
-    settled: bool,
+    /// Periods since the last growth, while it is still settling.
+    last_growth: Option<u32>,
 }
 
 impl LanePlanner {
@@ -63,7 +60,6 @@ impl LanePlanner {
             lanes: configured.unwrap_or(1).clamp(1, MAX_LANES),
             fixed: configured.is_some(),
             last_growth: None,
-            settled: false,
         }
     }
 
@@ -71,10 +67,10 @@ impl LanePlanner {
         self.lanes
     }
 
-    /// True when the count cannot grow any more: configured, settled after a harmful
-    /// growth, or at one lane per partition (or the ceiling).
+    /// True when the count cannot grow any more: configured, or at one lane per
+    /// partition (or the ceiling).
     pub fn at_limit(&self, partitions: usize) -> bool {
-        self.fixed || self.settled || usize::from(self.lanes) >= partitions.min(MAX_LANES.into())
+        self.fixed || usize::from(self.lanes) >= partitions.min(MAX_LANES.into())
     }
 
     /// True while a growth is still being judged: new connections are in slow start,
@@ -85,23 +81,18 @@ impl LanePlanner {
 
     /// Takes one period's measurements; returns the new lane count when it changes.
     pub fn observe(&mut self, sample: &BrokerSample) -> Option<u16> {
-        if self.fixed || self.settled {
+        if self.fixed {
             return None;
         }
         let rate = sample.rate();
-        if let Some((before, periods)) = self.last_growth {
+        if let Some(periods) = self.last_growth {
             let settle = ROUND_TRIPS_TO_SETTLE as f64 * sample.rtt.as_secs_f64();
             let periods_to_settle = (settle / sample.period.as_secs_f64().max(1e-3)).round() as u32;
             if periods + 1 < periods_to_settle.max(1) {
-                self.last_growth = Some((before, periods + 1));
+                self.last_growth = Some(periods + 1);
                 return None;
             }
             self.last_growth = None;
-            if sample.backlog && rate < before * HARMFUL_FALL {
-                self.settled = true;
-                self.lanes = (self.lanes / 2).max(1);
-                return Some(self.lanes);
-            }
         }
         let ceiling = sample.partitions.clamp(1, MAX_LANES.into()) as u16;
         // Bytes one connection carried per round trip: what its window allowed.
@@ -119,7 +110,7 @@ impl LanePlanner {
         if next == self.lanes {
             return None;
         }
-        self.last_growth = Some((rate, 0));
+        self.last_growth = Some(0);
         self.lanes = next;
         Some(next)
     }
@@ -209,16 +200,6 @@ mod tests {
         assert_eq!(planner.observe(&sample(300, 60)), None);
         assert!(!planner.settling());
         assert_eq!(planner.lanes(), 8);
-    }
-
-    #[test]
-    fn a_growth_that_hurts_is_halved_and_growth_stops() {
-        let mut planner = LanePlanner::new(None);
-        assert_eq!(planner.observe(&sample(100, 100)), Some(4));
-        assert_eq!(planner.observe(&sample(100, 50)), Some(2));
-        assert_eq!(planner.observe(&sample(100, 10)), None);
-        assert_eq!(planner.lanes(), 2);
-        assert!(planner.at_limit(8));
     }
 
     #[test]
