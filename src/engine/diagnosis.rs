@@ -23,6 +23,9 @@ pub struct Observation {
     pub rate: f64,
     pub lanes: u16,
     pub lanes_at_limit: bool,
+    /// The most one fetch of one connection asks for (its partitions' fetch sizes, which
+    /// follow the memory budget); a connection has one fetch in flight at a time.
+    pub fetch_bytes_per_lane: usize,
     /// SO_RCVBUF of its fetch connections as granted (largest over the lanes).
     pub receive_buffer: usize,
     /// `<alias>.receive.buffer.bytes` when set (autotuning is then off).
@@ -74,6 +77,14 @@ pub enum Limit {
         budget: usize,
         rtt: Duration,
         rate: f64,
+    },
+    /// Every connection is busy, each moving about one fetch per round trip: the fetch
+    /// size, from the memory budget, is the cap.
+    FetchSize {
+        budget: usize,
+        rtt: Duration,
+        rate: f64,
+        fetch_bytes: usize,
     },
     TargetBroker {
         broker: Option<i32>,
@@ -147,6 +158,15 @@ pub fn diagnose(observation: &Observation) -> Limit {
             broker: o.source_broker,
             rtt: o.rtt,
             window,
+        };
+    }
+    // One fetch in flight per connection moves at most its size per round trip.
+    if o.lanes_at_limit && window * 3.0 >= o.fetch_bytes_per_lane as f64 {
+        return Limit::FetchSize {
+            budget: o.memory_budget,
+            rtt: o.rtt,
+            rate: o.rate,
+            fetch_bytes: o.fetch_bytes_per_lane,
         };
     }
     if o.lanes_at_limit {
@@ -236,6 +256,19 @@ impl fmt::Display for Limit {
                 millis(*rtt),
                 tune_command(*rtt)
             ),
+            Limit::FetchSize {
+                budget,
+                rtt,
+                rate,
+                fetch_bytes,
+            } => write!(
+                f,
+                "memory-budget-limited: every fetch connection carries about one fetch of {} per round trip of {} ms ({}), a size that strait.memory.budget.bytes={budget} sets; raise it to at least 2 x rtt x link rate (run {})",
+                human_bytes(*fetch_bytes as u64),
+                millis(*rtt),
+                megabytes(*rate),
+                tune_command(*rtt)
+            ),
             Limit::TargetBroker { broker, waiting } => {
                 let broker = broker.map_or_else(|| "?".to_string(), |b| b.to_string());
                 write!(
@@ -271,6 +304,7 @@ mod tests {
             rate,
             lanes,
             lanes_at_limit: false,
+            fetch_bytes_per_lane: 32 * MIB,
             receive_buffer: 6 * MIB,
             receive_buffer_fixed: None,
             autotune_receive_max: Some(32 * MIB),
@@ -341,6 +375,15 @@ mod tests {
             "{limit:?}"
         );
         assert!(limit.to_string().contains("tcp_wmem"));
+        let small_fetches = Observation {
+            fetch_bytes_per_lane: 4 * MIB,
+            ..at_limit
+        };
+        let limit = diagnose(&small_fetches);
+        assert!(matches!(limit, Limit::FetchSize { .. }), "{limit:?}");
+        assert!(limit
+            .to_string()
+            .contains("strait.memory.budget.bytes=67108864"));
     }
 
     #[test]

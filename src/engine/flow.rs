@@ -468,6 +468,7 @@ impl FlowRunner {
             partitions_by_broker,
             awaiting_target: self.buffered_bytes,
             memory_budget: self.spec.memory_budget,
+            partition_fetch_bytes: self.sizing.partition_max_bytes,
             target_broker,
         });
         for (broker, lanes) in changed {

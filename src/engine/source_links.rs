@@ -40,6 +40,7 @@ pub struct FlowState {
     pub partitions_by_broker: BTreeMap<i32, usize>,
     pub awaiting_target: usize,
     pub memory_budget: usize,
+    pub partition_fetch_bytes: usize,
     pub target_broker: Option<i32>,
 }
 
@@ -162,6 +163,8 @@ impl SourceLinks {
                     rate: link.rate,
                     lanes: link.planner.lanes(),
                     lanes_at_limit: link.planner.at_limit(partitions),
+                    fetch_bytes_per_lane: flow.partition_fetch_bytes
+                        * partitions.div_ceil(usize::from(link.planner.lanes())),
                     receive_buffer: link.receive_buffer,
                     receive_buffer_fixed: self.receive_buffer_fixed,
                     autotune_receive_max: self.autotune_receive_max,
@@ -224,6 +227,7 @@ mod tests {
             partitions_by_broker: BTreeMap::from([(1, 8)]),
             awaiting_target: 0,
             memory_budget: 64 << 20,
+            partition_fetch_bytes: 1 << 20,
             target_broker: Some(7),
         }
     }
