@@ -77,7 +77,13 @@ struct Link {
 
 impl Link {
     fn up(args: &[&str]) -> Link {
-        let name = format!("st{}", std::process::id());
+        // Tests of this file bring up links in parallel: each under a name of its own.
+        static LINKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "st{}-{}",
+            std::process::id(),
+            LINKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         run(Command::new(wan_script())
             .args(["up", "--name", &name])
             .args(args));
