@@ -59,15 +59,20 @@ enum Command {
     /// Show what would keep one TCP connection from filling a link of this round-trip
     /// time and rate on this machine, and the sysctl and strait settings that fix it.
     Tune {
-        /// Round-trip time of the link, e.g. 100ms or 0.3s.
-        #[arg(long, value_parser = strait::tune::parse_rtt)]
-        rtt: std::time::Duration,
+        /// Round-trip time of the link, e.g. 100ms or 0.3s (a running flow's status line
+        /// shows the one it measures).
+        #[arg(long, value_parser = strait::tune::parse_rtt, required_unless_present = "measure")]
+        rtt: Option<std::time::Duration>,
         /// Rate of the link in bits per second, e.g. 1gbit or 500mbit.
         #[arg(long, value_parser = strait::tune::parse_bandwidth)]
         bandwidth: u64,
         /// Also check this properties file's socket buffers and memory budgets.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Measure the round-trip time to the source clusters of --config's flows (TCP
+        /// handshakes to their bootstrap servers) instead of taking --rtt.
+        #[arg(long, requires = "config", conflicts_with = "rtt")]
+        measure: bool,
     },
 }
 
@@ -121,6 +126,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// The longest round trip to the bootstrap servers of the flows' source clusters.
+async fn measured_source_rtt(config: &MirrorConfig) -> anyhow::Result<std::time::Duration> {
+    let mut longest = None;
+    for flow in &config.flows {
+        let Some(cluster) = config.cluster(&flow.source) else {
+            continue;
+        };
+        for address in &cluster.bootstrap_servers {
+            match strait::tune::measure_rtt(address).await {
+                Ok(rtt) => {
+                    println!(
+                        "measured rtt to {} ({address}): {:.1} ms (quickest of {} TCP handshakes)",
+                        cluster.alias,
+                        rtt.as_secs_f64() * 1e3,
+                        strait::tune::HANDSHAKES
+                    );
+                    longest = longest.max(Some(rtt));
+                }
+                Err(reason) => eprintln!("strait tune: {reason}"),
+            }
+        }
+    }
+    longest.ok_or_else(|| {
+        anyhow::anyhow!("no source broker answered; give the round trip with --rtt instead")
+    })
+}
+
 fn load(file: &PathBuf) -> Result<MirrorConfig, ExitCode> {
     match MirrorConfig::load(file) {
         Ok((config, warnings)) => {
@@ -142,14 +174,21 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             rtt,
             bandwidth,
             config,
+            measure,
         } => {
             use strait::tune::{advise, KernelLimits, LinkSpec, ProcSys, StraitSettings};
-            let settings = match config {
+            let config = match config {
                 Some(file) => match load(&file) {
-                    Ok(config) => Some(StraitSettings::from_config(&config)),
+                    Ok(config) => Some(config),
                     Err(code) => return Ok(code),
                 },
                 None => None,
+            };
+            let settings = config.as_ref().map(StraitSettings::from_config);
+            let rtt = match (rtt, &config, measure) {
+                (Some(rtt), _, _) => rtt,
+                (None, Some(config), true) => measured_source_rtt(config).await?,
+                _ => anyhow::bail!("give --rtt, or --config with --measure"),
             };
             let link = LinkSpec {
                 rtt,

@@ -15,7 +15,7 @@ use super::filter::{
     CONFIG_PROPERTIES_EXCLUDE_DEFAULT, GROUPS_DEFAULT, GROUPS_EXCLUDE_DEFAULT, TOPICS_DEFAULT,
     TOPICS_EXCLUDE_DEFAULT,
 };
-use super::keys::{MEMORY_BUDGET_BYTES, START_POSITION};
+use super::keys::{FETCH_CONNECTIONS_PER_BROKER, MEMORY_BUDGET_BYTES, START_POSITION};
 use super::policy::{
     ReplicationPolicy, Separators, DEFAULT_POLICY_CLASS, DEFAULT_SEPARATOR, IDENTITY_POLICY_CLASS,
 };
@@ -31,6 +31,9 @@ pub const DEFAULT_REFRESH_TOPICS_INTERVAL: Duration = Duration::from_secs(10);
 const MIN_MEMORY_BUDGET_BYTES: i64 = 1024 * 1024;
 const MEMORY_BUDGET_FIX: &str = "write a number of bytes of at least 1048576 \
     (one partition fetch at Kafka's default max.partition.fetch.bytes)";
+
+const FETCH_CONNECTIONS_FIX: &str =
+    "write auto (the default: as many as a long link needs) or a count from 1 to 16";
 
 /// Which cluster's defaults fill a topic configuration the source leaves at
 /// its default (MM2's `use.defaults.from`).
@@ -123,6 +126,8 @@ pub struct FlowConfig {
     /// `strait.memory.budget.bytes`: fetched bytes not yet acknowledged by
     /// the target, for this flow.
     pub memory_budget_bytes: u64,
+    /// `strait.fetch.connections.per.broker`; None: automatic.
+    pub fetch_connections_per_broker: Option<u16>,
     pub fetch: FetchSettings,
     /// The target cluster has `exactly.once.source.support = enabled`.
     pub exactly_once: bool,
@@ -249,6 +254,7 @@ pub(crate) struct FlowSettings {
     offset_lag_max: u64,
     start_position: Option<StartPosition>,
     memory_budget_bytes: u64,
+    fetch_connections_per_broker: Option<u16>,
 }
 
 impl Default for FlowSettings {
@@ -285,6 +291,7 @@ impl Default for FlowSettings {
             offset_lag_max: 100,
             start_position: None,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
+            fetch_connections_per_broker: None,
         }
     }
 }
@@ -413,6 +420,12 @@ impl FlowSettings {
                 parse_in_range(raw, MIN_MEMORY_BUDGET_BYTES, i64::MAX, MEMORY_BUDGET_FIX)
                     .map(|n| self.memory_budget_bytes = n as u64)
             }
+            FETCH_CONNECTIONS_PER_BROKER if raw.trim().eq_ignore_ascii_case("auto") => {
+                self.fetch_connections_per_broker = None;
+                Ok(())
+            }
+            FETCH_CONNECTIONS_PER_BROKER => parse_in_range(raw, 1, 16, FETCH_CONNECTIONS_FIX)
+                .map(|n| self.fetch_connections_per_broker = Some(n as u16)),
             _ => return false,
         };
         if let Err(reason) = result {
@@ -606,6 +619,7 @@ pub(crate) fn build_flow(
         offset_lag_max: settings.offset_lag_max,
         start_position,
         memory_budget_bytes: settings.memory_budget_bytes,
+        fetch_connections_per_broker: settings.fetch_connections_per_broker,
         fetch,
         exactly_once,
         mm2_offsets_topic: entries
@@ -836,6 +850,32 @@ mod tests {
             .groups_exclude
             .list
             .matches("console-consumer-1"));
+    }
+
+    #[test]
+    fn fetch_connections_per_broker_is_auto_or_a_bounded_count() {
+        let mut settings = FlowSettings::default();
+        assert_eq!(settings.fetch_connections_per_broker, None);
+        assert!(apply_all(
+            &mut settings,
+            &[("strait.fetch.connections.per.broker", "4")]
+        )
+        .is_empty());
+        assert_eq!(settings.fetch_connections_per_broker, Some(4));
+        assert!(apply_all(
+            &mut settings,
+            &[("strait.fetch.connections.per.broker", "Auto")]
+        )
+        .is_empty());
+        assert_eq!(settings.fetch_connections_per_broker, None);
+        let errors = apply_all(
+            &mut settings,
+            &[("strait.fetch.connections.per.broker", "0")],
+        );
+        assert_eq!(
+            errors,
+            vec!["f:1: strait.fetch.connections.per.broker: 0 is out of range — write auto (the default: as many as a long link needs) or a count from 1 to 16"]
+        );
     }
 
     #[test]

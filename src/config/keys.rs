@@ -6,6 +6,9 @@
 /// MM2 ignores them and a file stays usable by both.
 pub const START_POSITION: &str = "strait.start.position";
 pub const MEMORY_BUDGET_BYTES: &str = "strait.memory.budget.bytes";
+/// Fetch connections per source broker: `auto` (the default) adds connections while a
+/// long link with data waiting gains from them; a number fixes the count.
+pub const FETCH_CONNECTIONS_PER_BROKER: &str = "strait.fetch.connections.per.broker";
 pub const STATUS_INTERVAL_SECONDS: &str = "strait.status.interval.seconds";
 /// Kafka Connect's offset commit period, which MM2 files already carry: for strait, how
 /// often a flow commits its progress to the target (top level only).
@@ -54,6 +57,7 @@ pub(crate) const FLOW_KEYS: &[&str] = &[
     "config.property.filter.class",
     START_POSITION,
     MEMORY_BUDGET_BYTES,
+    FETCH_CONNECTIONS_PER_BROKER,
 ];
 
 /// How strait connects to a cluster (Kafka's client connection settings, as

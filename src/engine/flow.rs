@@ -17,19 +17,22 @@ use uuid::Uuid;
 
 use crate::batch::{patch, AbortedTransactions, ProducerStamp};
 use crate::wire::{
-    send_produce, Backoff, ClusterClient, MetadataSnapshot, ProduceTopicBatches, Purpose, WireError,
+    send_produce, Backoff, ClusterClient, Connection, MetadataSnapshot, ProduceTopicBatches,
+    Purpose, WireError,
 };
 
 use super::error::EngineError;
 use super::events::{FlowEvent, RouteInfo};
 use super::fetch_session::{FetchSession, SessionRequest, Wanted};
 use super::ingest::ingest;
+use super::lanes::{fetch_sizing, lane_of, FetchSizing};
 use super::outcome::{
     advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome,
 };
 use super::partition::PartitionState;
 use super::routes::{Prepared, RouteSetup};
 use super::setup::{self, ProducerIdentity};
+use super::source_links::{FlowState, SourceLinks};
 use super::spec::{FlowSpec, StartPosition, TopicRoute};
 use super::stats::{status_line, FlowCounters, StatusSample};
 
@@ -38,6 +41,8 @@ use super::stats::{status_line, FlowCounters, StatusSample};
 const MAX_PRODUCE_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 const MAX_FETCH_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 const SHUTDOWN_DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// How often the links to the source are measured, lanes adjusted and limits diagnosed.
+const LINK_PERIOD: Duration = Duration::from_secs(1);
 
 /// Target topic -> (partition, next source offset).
 type ProgressOffsets = BTreeMap<String, Vec<(i32, i64)>>;
@@ -77,8 +82,11 @@ impl Slot {
 enum Completion {
     Fetch {
         broker: i32,
+        lane: u16,
         slots: Vec<usize>,
-        result: Result<(FetchResponse, i16), WireError>,
+        /// Memory-budget bytes set aside for the response.
+        reserved: usize,
+        result: Result<FetchedResponse, WireError>,
     },
     Produce {
         broker: i32,
@@ -124,7 +132,8 @@ pub struct FlowRunner {
     producer: ProducerIdentity,
     producer_reset_wanted: bool,
     producer_reset_running: bool,
-    fetches_in_flight: HashMap<i32, usize>,
+    /// Per (source broker, lane).
+    fetches_in_flight: HashMap<(i32, u16), usize>,
     produces_in_flight: HashMap<i32, usize>,
     metadata_wanted: bool,
     metadata_running: bool,
@@ -132,10 +141,16 @@ pub struct FlowRunner {
     commit_running: bool,
     committed: Vec<i64>,
     buffered_bytes: usize,
+    /// Budget bytes promised to fetches in flight, so that parallel fetches stay within it.
+    reserved_fetch_bytes: usize,
+    sizing: FetchSizing,
+    links: SourceLinks,
+    /// The fetch connection of each (source broker, lane), read for TCP_INFO each period.
+    fetch_connections: HashMap<(i32, u16), Connection>,
     counters: FlowCounters,
     backoff: Backoff,
     fetch_rotation: usize,
-    fetch_sessions: HashMap<i32, FetchSession>,
+    fetch_sessions: HashMap<(i32, u16), FetchSession>,
     tasks: FuturesUnordered<BoxFuture<'static, Completion>>,
     events: Option<mpsc::UnboundedSender<FlowEvent>>,
     routes_tx: watch::Sender<Vec<RouteInfo>>,
@@ -174,6 +189,13 @@ impl FlowRunner {
         }
         let producer = setup::init_producer_id(&target).await?;
         let (routes_tx, _) = watch::channel(Vec::new());
+        let links = SourceLinks::new(
+            &spec.source.alias,
+            spec.fetch_connections,
+            spec.source.connection.socket.recv_buffer,
+            autotune_receive_max(),
+        );
+        let sizing = fetch_sizing(None, spec.memory_budget, 1, spec.partition_fetch_bytes);
         let mut runner = FlowRunner {
             spec,
             source,
@@ -197,6 +219,10 @@ impl FlowRunner {
             commit_running: false,
             committed: Vec::new(),
             buffered_bytes: 0,
+            reserved_fetch_bytes: 0,
+            sizing,
+            links,
+            fetch_connections: HashMap::new(),
             counters: FlowCounters::default(),
             backoff: Backoff::default(),
             fetch_rotation: 0,
@@ -313,6 +339,9 @@ impl FlowRunner {
             .map_or(Duration::from_secs(3600), |d| d.interval);
         let mut discovery_timer = tokio::time::interval(discovery_period);
         discovery_timer.tick().await;
+        let mut link_timer = tokio::time::interval(LINK_PERIOD);
+        link_timer.tick().await;
+        let mut link_period_start = Instant::now();
         let mut previous = self.counters.clone();
         let mut previous_at = Instant::now();
         let mut draining_since: Option<Instant> = None;
@@ -339,11 +368,15 @@ impl FlowRunner {
                 _ = status_timer.tick() => {
                     let sample = self.sample();
                     let line = status_line(&flow, &previous, &sample, previous_at.elapsed());
-                    tracing::info!(target: "strait::status", "{line}");
+                    tracing::info!(target: "strait::status", "{line}{}", self.link_note());
                     previous = sample.counters;
                     previous_at = Instant::now();
                 }
                 _ = commit_timer.tick() => self.launch_commit(),
+                _ = link_timer.tick() => {
+                    self.evaluate_links(link_period_start.elapsed());
+                    link_period_start = Instant::now();
+                }
                 _ = discovery_timer.tick(), if draining_since.is_none() => self.launch_discovery(),
                 _ = shutdown.changed() => {}
                 _ = wake.tick() => {}
@@ -400,6 +433,75 @@ impl FlowRunner {
         }
     }
 
+    /// Ends a measuring period of the source links: lanes grow where they help, fetch
+    /// sizes follow the round trip, and a new limit is logged once.
+    fn evaluate_links(&mut self, period: Duration) {
+        let mut partitions_by_broker: BTreeMap<i32, usize> = BTreeMap::new();
+        let mut target_load: HashMap<i32, usize> = HashMap::new();
+        let mut lag_records: u64 = 0;
+        let mut live = 0;
+        for slot in self.slots.iter().filter(|s| s.is_live()) {
+            live += 1;
+            if let Some(leader) = slot.source_leader {
+                *partitions_by_broker.entry(leader).or_default() += 1;
+            }
+            if let Some(leader) = slot.target_leader {
+                *target_load.entry(leader).or_default() += slot.state.buffered_bytes();
+            }
+            lag_records += slot.state.lag().map_or(0, |lag| lag as u64);
+        }
+        let target_broker = target_load
+            .into_iter()
+            .max_by_key(|(_, bytes)| *bytes)
+            .map(|(broker, _)| broker);
+        self.fetch_connections
+            .retain(|_, connection| connection.is_alive());
+        for (&(broker, lane), connection) in &self.fetch_connections {
+            if let Some(stats) = connection.tcp_stats() {
+                self.links.on_tcp_stats(broker, lane, stats);
+            }
+        }
+        let before = self.links.limit().clone();
+        let changed = self.links.evaluate(&FlowState {
+            period,
+            backlog_bytes: estimated_bytes(lag_records, &self.counters),
+            partitions_by_broker,
+            awaiting_target: self.buffered_bytes,
+            memory_budget: self.spec.memory_budget,
+            partition_fetch_bytes: self.sizing.partition_max_bytes,
+            target_broker,
+        });
+        for (broker, lanes) in changed {
+            tracing::info!(flow = %self.spec.name(), broker, lanes,
+                "long link with data waiting: more fetch connections to this source broker");
+        }
+        self.sizing = fetch_sizing(
+            self.links.rtt(),
+            self.spec.memory_budget,
+            live,
+            self.spec.partition_fetch_bytes,
+        );
+        let limit = self.links.limit();
+        // Logged when the kind of limit changes; the status line carries the figures.
+        if std::mem::discriminant(limit) != std::mem::discriminant(&before) && limit.is_actionable()
+        {
+            tracing::warn!(flow = %self.spec.name(), "{limit}");
+        }
+    }
+
+    /// Appended to the status line: the measured link and what limits the flow.
+    fn link_note(&self) -> String {
+        let mut note = String::new();
+        if let Some(summary) = self.links.summary() {
+            note.push_str(&format!(", {summary}"));
+        }
+        let limit = self.links.limit();
+        if limit.is_actionable() {
+            note.push_str(&format!("; {limit}"));
+        }
+        note
+    }
+
     fn stop_partition(&mut self, slot: usize, offset: i64, why: String) {
         let route = &self.routes[self.slots[slot].route];
         tracing::error!(
@@ -416,35 +518,53 @@ impl FlowRunner {
 
     fn launch_fetches(&mut self) {
         let now = Instant::now();
-        let per_partition_cap = 2 * self.spec.partition_fetch_bytes;
-        let mut by_leader: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+        let per_partition_cap = self.sizing.partition_buffer_cap;
+        // Each broker's partitions spread over its lanes in a stable order, so that a
+        // partition stays in one fetch session while the lane count holds.
+        let mut ordinals: HashMap<i32, usize> = HashMap::new();
+        let mut lane_of_slot: Vec<Option<u16>> = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            lane_of_slot.push(slot.source_leader.filter(|_| slot.is_live()).map(|leader| {
+                let ordinal = ordinals.entry(leader).or_default();
+                *ordinal += 1;
+                lane_of(*ordinal - 1, self.links.lanes(leader))
+            }));
+        }
+        let mut by_lane: BTreeMap<(i32, u16), Vec<usize>> = BTreeMap::new();
         let count = self.slots.len();
         for step in 0..count {
             let index = (self.fetch_rotation + step) % count;
             let slot = &self.slots[index];
-            let Some(leader) = slot.source_leader else {
+            let (Some(leader), Some(lane)) = (slot.source_leader, lane_of_slot[index]) else {
                 continue;
             };
-            if !slot.is_live()
-                || slot.fetching
+            if slot.fetching
                 || now < slot.fetch_not_before
                 || slot.state.buffered_bytes() >= per_partition_cap
-                || self.fetches_in_flight.get(&leader).copied().unwrap_or(0) > 0
+                || self
+                    .fetches_in_flight
+                    .get(&(leader, lane))
+                    .copied()
+                    .unwrap_or(0)
+                    > 0
             {
                 continue;
             }
-            by_leader.entry(leader).or_default().push(index);
+            by_lane.entry((leader, lane)).or_default().push(index);
         }
         self.fetch_rotation = self.fetch_rotation.wrapping_add(1);
-        for (leader, mut indexes) in by_leader {
-            let room = self.spec.memory_budget.saturating_sub(self.buffered_bytes);
-            if room < self.spec.partition_fetch_bytes {
+        for ((leader, lane), mut indexes) in by_lane {
+            let room = self
+                .spec
+                .memory_budget
+                .saturating_sub(self.buffered_bytes + self.reserved_fetch_bytes);
+            if room < self.sizing.partition_max_bytes {
+                self.links.on_held_for_memory(leader);
                 return;
             }
             // A partition whose next batch didn't fit goes first: brokers always return
             // the first batch of the first partition whole.
             indexes.sort_by_key(|i| !self.slots[*i].larger_fetch);
-            let max_bytes = room.min(MAX_FETCH_RESPONSE_BYTES);
             let wanted: Vec<Wanted> = indexes
                 .iter()
                 .map(|index| {
@@ -455,7 +575,7 @@ impl FlowRunner {
                     let max_bytes = if slot.larger_fetch {
                         MAX_FETCH_RESPONSE_BYTES
                     } else {
-                        self.spec.partition_fetch_bytes
+                        self.sizing.partition_max_bytes
                     };
                     Wanted {
                         topic: route.source.clone(),
@@ -466,7 +586,9 @@ impl FlowRunner {
                     }
                 })
                 .collect();
-            let session = match self.fetch_sessions.get_mut(&leader) {
+            let asked: usize = wanted.iter().map(|w| w.max_bytes as usize).sum();
+            let max_bytes = room.min(asked).min(MAX_FETCH_RESPONSE_BYTES);
+            let session = match self.fetch_sessions.get_mut(&(leader, lane)) {
                 Some(session) => session.request(&wanted),
                 // Until the first answer shows the broker's Fetch version: no session.
                 None => SessionRequest {
@@ -516,7 +638,8 @@ impl FlowRunner {
             for index in &indexes {
                 self.slots[*index].fetching = true;
             }
-            *self.fetches_in_flight.entry(leader).or_default() += 1;
+            *self.fetches_in_flight.entry((leader, lane)).or_default() += 1;
+            self.reserved_fetch_bytes += max_bytes;
             let request = FetchRequest::default()
                 .with_replica_id(BrokerId(-1))
                 .with_max_wait_ms(self.spec.fetch_max_wait.as_millis() as i32)
@@ -529,10 +652,12 @@ impl FlowRunner {
                 .with_forgotten_topics_data(forgotten);
             let source = self.source.clone();
             self.tasks.push(Box::pin(async move {
-                let result = send_fetch(&source, leader, request).await;
+                let result = send_fetch(&source, leader, lane, request).await;
                 Completion::Fetch {
                     broker: leader,
+                    lane,
                     slots: indexes,
+                    reserved: max_bytes,
                     result,
                 }
             }));
@@ -799,9 +924,14 @@ impl FlowRunner {
         match done {
             Completion::Fetch {
                 broker,
+                lane,
                 slots,
+                reserved,
                 result,
-            } => self.on_fetch(broker, slots, result),
+            } => {
+                self.reserved_fetch_bytes = self.reserved_fetch_bytes.saturating_sub(reserved);
+                self.on_fetch(broker, lane, slots, result)
+            }
             Completion::Produce {
                 broker,
                 sent,
@@ -899,29 +1029,35 @@ impl FlowRunner {
     fn on_fetch(
         &mut self,
         broker: i32,
+        lane: u16,
         slots: Vec<usize>,
-        result: Result<(FetchResponse, i16), WireError>,
+        result: Result<FetchedResponse, WireError>,
     ) {
-        if let Some(n) = self.fetches_in_flight.get_mut(&broker) {
+        if let Some(n) = self.fetches_in_flight.get_mut(&(broker, lane)) {
             *n = n.saturating_sub(1);
         }
         for index in &slots {
             self.slots[*index].fetching = false;
         }
         let response = match result {
-            Ok((response, version)) => {
-                match self.fetch_sessions.get_mut(&broker) {
+            Ok(FetchedResponse {
+                response,
+                version,
+                connection,
+            }) => {
+                match self.fetch_sessions.get_mut(&(broker, lane)) {
                     Some(session) => session.on_response(response.error_code, response.session_id),
                     None => {
                         self.fetch_sessions
-                            .insert(broker, FetchSession::new(version));
+                            .insert((broker, lane), FetchSession::new(version));
                     }
                 }
+                self.fetch_connections.insert((broker, lane), connection);
                 response
             }
             Err(error) => {
                 tracing::warn!(flow = %self.spec.name(), broker, %error, "fetch failed; retrying after backoff");
-                if let Some(session) = self.fetch_sessions.get_mut(&broker) {
+                if let Some(session) = self.fetch_sessions.get_mut(&(broker, lane)) {
                     session.reset();
                 }
                 self.metadata_wanted = true;
@@ -946,6 +1082,7 @@ impl FlowRunner {
             }
             return;
         }
+        let asked: HashSet<usize> = slots.into_iter().collect();
         for topic in response.responses {
             let route = if topic.topic_id.is_nil() {
                 self.by_source_name.get(topic.topic.0.as_str()).copied()
@@ -957,6 +1094,10 @@ impl FlowRunner {
                 let Some(&index) = self.slot_index.get(&(route, data.partition_index)) else {
                     continue;
                 };
+                // A partition that moved to another lane may still answer here once.
+                if !asked.contains(&index) {
+                    continue;
+                }
                 self.on_fetched_partition(index, data);
             }
         }
@@ -1212,15 +1353,44 @@ impl FlowRunner {
     }
 }
 
-/// The response and the Fetch version it was asked at (sessions need v7).
+/// A fetch response, the Fetch version it was asked at (sessions need v7) and the
+/// connection it came on.
+struct FetchedResponse {
+    response: FetchResponse,
+    version: i16,
+    connection: Connection,
+}
+
 async fn send_fetch(
     source: &ClusterClient,
     leader: i32,
+    lane: u16,
     request: FetchRequest,
-) -> Result<(FetchResponse, i16), WireError> {
-    let connection = source.connection(leader, Purpose::Fetch).await?;
+) -> Result<FetchedResponse, WireError> {
+    let connection = source.connection_lane(leader, Purpose::Fetch, lane).await?;
     let version = connection.version_for::<FetchRequest>().unwrap_or(4);
     let response = connection.request_at_version(request, version).await?;
     connection.throttle(response.throttle_time_ms);
-    Ok((response, version))
+    Ok(FetchedResponse {
+        response,
+        version,
+        connection,
+    })
+}
+
+/// Bytes of `records` at the average size of those copied so far; before any, every
+/// lag counts as plenty.
+fn estimated_bytes(records: u64, copied: &FlowCounters) -> u64 {
+    match copied.records {
+        0 if records > 0 => u64::MAX,
+        0 => 0,
+        copied_records => records.saturating_mul(copied.bytes / copied_records),
+    }
+}
+
+/// net.ipv4.tcp_rmem's maximum in this network namespace, the ceiling of autotuned
+/// receive buffers.
+fn autotune_receive_max() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_rmem").ok()?;
+    text.split_whitespace().nth(2)?.parse().ok()
 }

@@ -1,15 +1,18 @@
 //! The replication engine: per-partition state and ingest logic (pure) and the flow
 //! driver that runs them against two clusters.
 
+mod diagnosis;
 mod error;
 mod events;
 mod fetch_session;
 mod flow;
 mod ingest;
+mod lanes;
 mod outcome;
 mod partition;
 mod routes;
 mod setup;
+mod source_links;
 mod spec;
 mod stats;
 

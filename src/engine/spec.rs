@@ -60,6 +60,8 @@ pub struct FlowSpec {
     pub fetch_max_wait: Duration,
     pub produce_timeout: Duration,
     pub max_produce_requests_per_broker: usize,
+    /// Fetch connections per source broker; None: as many as the measured link needs.
+    pub fetch_connections: Option<u16>,
     pub status_interval: Duration,
     pub commit_interval: Duration,
     /// Replication factor of topics strait creates on the target; None: the broker's default.
@@ -96,6 +98,7 @@ impl FlowSpec {
             fetch_max_wait: Duration::from_millis(500),
             produce_timeout: Duration::from_secs(30),
             max_produce_requests_per_broker: 5,
+            fetch_connections: None,
             status_interval: Duration::from_secs(10),
             commit_interval: Duration::from_secs(5),
             replication_factor: None,

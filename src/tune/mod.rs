@@ -8,6 +8,7 @@ mod error;
 mod format;
 mod kernel;
 mod link;
+mod measure;
 mod report;
 
 pub use advice::{
@@ -17,3 +18,4 @@ pub use advice::{
 pub use error::TuneError;
 pub use kernel::{KernelLimits, ProcSys, SysctlSource};
 pub use link::{parse_bandwidth, parse_rtt, LinkSpec};
+pub use measure::{measure_rtt, path_rtt, HANDSHAKES};

@@ -57,7 +57,8 @@ struct ClusterInner {
     config: ConnectionConfig,
     metadata: RwLock<Arc<MetadataSnapshot>>,
     /// Keyed by address rather than broker id so bootstrap servers share the pool.
-    pool: Mutex<HashMap<(String, Purpose), Slot>>,
+    /// The lane tells apart several connections of one purpose to one broker.
+    pool: Mutex<HashMap<(String, Purpose, u16), Slot>>,
 }
 
 impl std::fmt::Debug for ClusterClient {
@@ -150,6 +151,17 @@ impl ClusterClient {
 
     /// The pooled connection to `broker` for `purpose`, opened if needed.
     pub async fn connection(&self, broker: i32, purpose: Purpose) -> Result<Connection, WireError> {
+        self.connection_lane(broker, purpose, 0).await
+    }
+
+    /// Connection number `lane` to `broker` for `purpose`: several fetch connections to
+    /// one broker keep more bytes in flight on a long link than one socket's buffers allow.
+    pub async fn connection_lane(
+        &self,
+        broker: i32,
+        purpose: Purpose,
+        lane: u16,
+    ) -> Result<Connection, WireError> {
         let address =
             self.metadata()
                 .broker_address(broker)
@@ -157,7 +169,7 @@ impl ClusterClient {
                     cluster: self.inner.name.clone(),
                     broker_id: broker,
                 })?;
-        self.connection_to(&address, purpose).await
+        self.pooled(&address, purpose, lane).await
     }
 
     /// The pooled connection to `address` ("host:port") for `purpose`, opened if needed.
@@ -166,12 +178,21 @@ impl ClusterClient {
         address: &str,
         purpose: Purpose,
     ) -> Result<Connection, WireError> {
+        self.pooled(address, purpose, 0).await
+    }
+
+    async fn pooled(
+        &self,
+        address: &str,
+        purpose: Purpose,
+        lane: u16,
+    ) -> Result<Connection, WireError> {
         let slot = self
             .inner
             .pool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry((address.to_string(), purpose))
+            .entry((address.to_string(), purpose, lane))
             .or_default()
             .clone();
         let mut pooled = slot.lock().await;
@@ -219,7 +240,7 @@ impl ClusterClient {
     fn alive_admin_connection(&self, addresses: &[String]) -> Option<Connection> {
         let pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
         addresses.iter().find_map(|address| {
-            let slot = pool.get(&(address.clone(), Purpose::Admin))?;
+            let slot = pool.get(&(address.clone(), Purpose::Admin, 0))?;
             // A slot locked by a connect in progress is simply skipped.
             let pooled = slot.try_lock().ok()?;
             pooled.as_ref().filter(|c| c.is_alive()).cloned()

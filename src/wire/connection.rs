@@ -10,7 +10,7 @@ use kafka_protocol::protocol::{Request, StrBytes, VersionRange};
 use super::error::{check_error_code, WireError};
 use super::frame::{decode_response_body, encode_request};
 use super::pipeline::{Outgoing, Pipeline};
-use super::socket::{connect_tcp, SocketOptions};
+use super::socket::{connect_tcp, tcp_stats, SocketOptions, TcpStats};
 use super::versions::{decode_api_versions, ApiVersionsOutcome, BrokerVersions};
 
 /// The ApiVersions version tried first (KIP-511 client software name and version).
@@ -77,6 +77,8 @@ pub struct Connection {
 
 struct Inner {
     pipeline: Pipeline,
+    /// A second descriptor of the socket, for TCP_INFO; None when it could not be made.
+    probe: Option<socket2::Socket>,
     versions: BrokerVersions,
     client_id: String,
     request_timeout: Duration,
@@ -97,12 +99,14 @@ impl Connection {
         let stream = match config.transport {
             Transport::Plaintext => connect_tcp(addr, &config.socket).await?,
         };
+        let probe = socket2::SockRef::from(&stream).try_clone().ok();
         let pipeline = Pipeline::start(addr, stream, config.max_response_size);
         let versions = exchange_api_versions(&pipeline, config).await?;
         tracing::debug!(broker = addr, "connected");
         Ok(Connection {
             inner: Arc::new(Inner {
                 pipeline,
+                probe,
                 versions,
                 client_id: config.client_id.clone(),
                 request_timeout: config.request_timeout,
@@ -113,6 +117,11 @@ impl Connection {
     /// The address this connection was opened to.
     pub fn broker(&self) -> &str {
         self.inner.pipeline.broker()
+    }
+
+    /// The kernel's view of this connection (round-trip time, buffers, bytes received).
+    pub fn tcp_stats(&self) -> Option<TcpStats> {
+        tcp_stats(self.inner.probe.as_ref()?).ok()
     }
 
     /// False once the socket failed, closed or a request timed out; open a new connection.

@@ -85,6 +85,66 @@ async fn connect_one(target: SocketAddr, options: &SocketOptions) -> io::Result<
     socket.connect(target).await
 }
 
+/// What the kernel knows about one connection, for sizing and diagnosing long links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpStats {
+    /// The shortest round trip the connection has seen (0 on kernels before 4.6): the
+    /// path's, without the queueing, delayed acknowledgements and scheduling delays that
+    /// the smoothed one includes.
+    pub min_rtt: Duration,
+    /// Smoothed round-trip time of what this side sent.
+    pub rtt: Duration,
+    /// The receiver's own round-trip estimate (0 until it has one), which a connection
+    /// that mostly receives keeps more current.
+    pub receive_rtt: Duration,
+    /// The receive buffer the kernel granted (SO_RCVBUF), autotuned or fixed.
+    pub receive_buffer: usize,
+    pub send_buffer: usize,
+    pub bytes_received: u64,
+    pub retransmits: u32,
+}
+
+impl TcpStats {
+    /// The path's round trip: the shortest seen, else the smoothed one, else the
+    /// receiver's estimate.
+    pub fn round_trip(&self) -> Duration {
+        [self.min_rtt, self.rtt, self.receive_rtt]
+            .into_iter()
+            .find(|rtt| !rtt.is_zero())
+            .unwrap_or_default()
+    }
+}
+
+/// Reads TCP_INFO and the buffer sizes of a connected socket.
+pub fn tcp_stats(socket: &Socket) -> io::Result<TcpStats> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain old data; getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: the descriptor is open for the lifetime of `socket`; the pointers are valid.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(TcpStats {
+        min_rtt: Duration::from_micros(info.tcpi_min_rtt.into()),
+        rtt: Duration::from_micros(info.tcpi_rtt.into()),
+        receive_rtt: Duration::from_micros(info.tcpi_rcv_rtt.into()),
+        receive_buffer: socket.recv_buffer_size()?,
+        send_buffer: socket.send_buffer_size()?,
+        bytes_received: info.tcpi_bytes_received,
+        retransmits: info.tcpi_total_retrans,
+    })
+}
+
 fn log_effective_buffers(addr: &str, stream: &TcpStream) {
     let sock = SockRef::from(stream);
     tracing::debug!(
@@ -116,6 +176,43 @@ mod tests {
         assert!(sock.recv_buffer_size().unwrap() >= 256 * 1024);
         assert!(sock.send_buffer_size().unwrap() >= 128 * 1024);
         assert!(sock.tcp_nodelay().unwrap());
+    }
+
+    #[tokio::test]
+    async fn tcp_stats_count_the_bytes_received_and_report_the_granted_buffer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let options = SocketOptions {
+            recv_buffer: Some(64 * 1024),
+            ..SocketOptions::default()
+        };
+        let (stream, accepted) = tokio::join!(connect_tcp(&addr, &options), listener.accept());
+        let mut stream = stream.unwrap();
+        let (mut peer, _) = accepted.unwrap();
+        peer.write_all(&[7u8; 10_000]).await.unwrap();
+        let mut received = vec![0u8; 10_000];
+        stream.read_exact(&mut received).await.unwrap();
+        let probe = SockRef::from(&stream).try_clone().unwrap();
+        let stats = tcp_stats(&probe).unwrap();
+        assert_eq!(stats.bytes_received, 10_000);
+        assert!(stats.receive_buffer >= 64 * 1024, "{stats:?}");
+        assert!(stats.round_trip() > Duration::ZERO, "{stats:?}");
+        assert!(stats.min_rtt <= stats.rtt, "{stats:?}");
+    }
+
+    #[test]
+    fn the_round_trip_prefers_the_shortest_seen_then_the_smoothed_one() {
+        let ms = Duration::from_millis;
+        let mut stats = TcpStats {
+            rtt: ms(12),
+            receive_rtt: ms(30),
+            ..TcpStats::default()
+        };
+        assert_eq!(stats.round_trip(), ms(12));
+        stats.min_rtt = ms(1);
+        assert_eq!(stats.round_trip(), ms(1));
+        assert_eq!(TcpStats::default().round_trip(), Duration::ZERO);
     }
 
     #[tokio::test]

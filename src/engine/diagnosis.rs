@@ -1,0 +1,434 @@
+//! What limits a flow's throughput, told with the setting that lifts it. Pure: the
+//! driver measures (TCP_INFO, bytes per period, memory use) and prints the verdict in
+//! the status line and the log.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::lanes::LONG_LINK_RTT;
+use super::stats::human_bytes;
+
+/// A fixed socket buffer of Kafka's defaults (100-128 KiB, doubled by Linux) moves at most
+/// about this much per round trip.
+const SMALL_FIXED_BUFFER_WINDOW: f64 = 512.0 * 1024.0;
+
+/// One period of a flow, as measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub source_alias: String,
+    /// The source broker carrying the most data, and its measurements.
+    pub source_broker: i32,
+    pub rtt: Duration,
+    /// Bytes per second fetched from that broker.
+    pub rate: f64,
+    pub lanes: u16,
+    pub lanes_at_limit: bool,
+    /// The most one fetch of one connection asks for (its partitions' fetch sizes, which
+    /// follow the memory budget); a connection has one fetch in flight at a time.
+    pub fetch_bytes_per_lane: usize,
+    /// SO_RCVBUF of its fetch connections as granted (largest over the lanes).
+    pub receive_buffer: usize,
+    /// `<alias>.receive.buffer.bytes` when set (autotuning is then off).
+    pub receive_buffer_fixed: Option<usize>,
+    /// net.ipv4.tcp_rmem's maximum on this host, when it could be read.
+    pub autotune_receive_max: Option<usize>,
+    /// Some partition lags: the source has more than was copied.
+    pub backlog: bool,
+    /// Some fetch waited for room in the memory budget.
+    pub held_for_memory: bool,
+    /// Fetched bytes waiting for the target's acknowledgement, at the end of the period.
+    pub awaiting_target: usize,
+    pub memory_budget: usize,
+    pub target_broker: Option<i32>,
+}
+
+impl Observation {
+    /// Bytes one connection moved per round trip: what its window allowed.
+    fn window_per_lane(&self) -> f64 {
+        self.rate * self.rtt.as_secs_f64() / f64::from(self.lanes.max(1))
+    }
+}
+
+/// What holds a flow back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Limit {
+    /// No backlog: the flow keeps up with the source.
+    None,
+    ReceiveWindow {
+        alias: String,
+        rtt: Duration,
+        rate: f64,
+        window: f64,
+        fixed: Option<usize>,
+    },
+    SourceSendBuffer {
+        broker: i32,
+        rtt: Duration,
+        window: f64,
+    },
+    SourceSendWindow {
+        broker: i32,
+        rtt: Duration,
+        rate: f64,
+        window: f64,
+        lanes: u16,
+    },
+    MemoryBudget {
+        budget: usize,
+        rtt: Duration,
+        rate: f64,
+    },
+    /// Every connection is busy, each moving about one fetch per round trip: the fetch
+    /// size, from the memory budget, is the cap.
+    FetchSize {
+        budget: usize,
+        rtt: Duration,
+        rate: f64,
+        fetch_bytes: usize,
+    },
+    TargetBroker {
+        broker: Option<i32>,
+        waiting: usize,
+    },
+    SourceBroker {
+        broker: i32,
+        rate: f64,
+    },
+    /// Nothing came from the source broker in the period although data waits.
+    Stalled {
+        broker: i32,
+    },
+}
+
+impl Limit {
+    /// True for limits that the user can lift with a setting.
+    pub fn is_actionable(&self) -> bool {
+        !matches!(self, Limit::None)
+    }
+}
+
+/// Decides what limited the period.
+pub fn diagnose(observation: &Observation) -> Limit {
+    let o = observation;
+    if !o.backlog {
+        return Limit::None;
+    }
+    if o.held_for_memory && o.awaiting_target * 2 >= o.memory_budget {
+        return Limit::TargetBroker {
+            broker: o.target_broker,
+            waiting: o.awaiting_target,
+        };
+    }
+    if o.held_for_memory {
+        return Limit::MemoryBudget {
+            budget: o.memory_budget,
+            rtt: o.rtt,
+            rate: o.rate,
+        };
+    }
+    if o.rate < 1.0 {
+        return Limit::Stalled {
+            broker: o.source_broker,
+        };
+    }
+    if o.rtt < LONG_LINK_RTT {
+        return Limit::SourceBroker {
+            broker: o.source_broker,
+            rate: o.rate,
+        };
+    }
+    let window = o.window_per_lane();
+    let receive_window_full = match (o.receive_buffer_fixed, o.autotune_receive_max) {
+        // Linux advertises a half to two thirds of a buffer as window.
+        (Some(_), _) => window * 4.0 >= o.receive_buffer as f64,
+        (None, Some(max)) => o.receive_buffer * 10 >= max * 9 && window * 4.0 >= max as f64,
+        (None, None) => false,
+    };
+    if receive_window_full {
+        return Limit::ReceiveWindow {
+            alias: o.source_alias.clone(),
+            rtt: o.rtt,
+            rate: o.rate,
+            window,
+            fixed: o.receive_buffer_fixed,
+        };
+    }
+    if window <= SMALL_FIXED_BUFFER_WINDOW {
+        return Limit::SourceSendBuffer {
+            broker: o.source_broker,
+            rtt: o.rtt,
+            window,
+        };
+    }
+    // One fetch in flight per connection moves at most its size per round trip.
+    if o.lanes_at_limit && window * 3.0 >= o.fetch_bytes_per_lane as f64 {
+        return Limit::FetchSize {
+            budget: o.memory_budget,
+            rtt: o.rtt,
+            rate: o.rate,
+            fetch_bytes: o.fetch_bytes_per_lane,
+        };
+    }
+    if o.lanes_at_limit {
+        return Limit::SourceSendWindow {
+            broker: o.source_broker,
+            rtt: o.rtt,
+            rate: o.rate,
+            window,
+            lanes: o.lanes,
+        };
+    }
+    // More lanes are on their way.
+    Limit::None
+}
+
+fn millis(rtt: Duration) -> u128 {
+    rtt.as_millis().max(1)
+}
+
+fn megabytes(rate: f64) -> String {
+    format!("{:.1} MB/s", rate / 1e6)
+}
+
+fn tune_command(rtt: Duration) -> String {
+    format!(
+        "`strait tune --rtt {}ms --bandwidth <link rate, e.g. 1gbit> --config <this file>`",
+        millis(rtt)
+    )
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::None => write!(f, "not limited"),
+            Limit::ReceiveWindow {
+                alias,
+                rtt,
+                rate,
+                window,
+                fixed: Some(fixed),
+            } => write!(
+                f,
+                "window-limited: rtt {} ms, {} per fetch connection is {} per round trip, all that the fixed receive buffer {alias}.receive.buffer.bytes={fixed} allows; remove that setting (autotuning) or run {}",
+                millis(*rtt),
+                megabytes(*rate),
+                human_bytes(*window as u64),
+                tune_command(*rtt)
+            ),
+            Limit::ReceiveWindow {
+                rtt, rate, window, ..
+            } => write!(
+                f,
+                "window-limited: rtt {} ms, {} moves {} per round trip per fetch connection, the most this host's net.ipv4.tcp_rmem allows; run {} for the sysctl lines",
+                millis(*rtt),
+                megabytes(*rate),
+                human_bytes(*window as u64),
+                tune_command(*rtt)
+            ),
+            Limit::SourceSendBuffer {
+                broker,
+                rtt,
+                window,
+            } => write!(
+                f,
+                "source-send-buffer-limited: source broker {broker} sends {} per round trip of {} ms per connection, the mark of a fixed socket buffer (Kafka's default 100 KiB): set socket.send.buffer.bytes=-1 on it",
+                human_bytes(*window as u64),
+                millis(*rtt)
+            ),
+            Limit::SourceSendWindow {
+                broker,
+                rtt,
+                rate,
+                window,
+                lanes,
+            } => write!(
+                f,
+                "window-limited at the source: broker {broker} sends {} per round trip of {} ms on each of {lanes} fetch connections ({}); raise net.ipv4.tcp_wmem's maximum on its host (run {}) or set strait.fetch.connections.per.broker",
+                human_bytes(*window as u64),
+                millis(*rtt),
+                megabytes(*rate),
+                tune_command(*rtt)
+            ),
+            Limit::MemoryBudget { budget, rtt, rate } => write!(
+                f,
+                "memory-budget-limited: strait.memory.budget.bytes={budget} is in flight at {} over rtt {} ms; set it to at least 2 x rtt x link rate (run {})",
+                megabytes(*rate),
+                millis(*rtt),
+                tune_command(*rtt)
+            ),
+            Limit::FetchSize {
+                budget,
+                rtt,
+                rate,
+                fetch_bytes,
+            } => write!(
+                f,
+                "memory-budget-limited: every fetch connection carries about one fetch of {} per round trip of {} ms ({}), a size that strait.memory.budget.bytes={budget} sets; raise it to at least 2 x rtt x link rate (run {})",
+                human_bytes(*fetch_bytes as u64),
+                millis(*rtt),
+                megabytes(*rate),
+                tune_command(*rtt)
+            ),
+            Limit::TargetBroker { broker, waiting } => {
+                let broker = broker.map_or_else(|| "?".to_string(), |b| b.to_string());
+                write!(
+                    f,
+                    "target-limited: {} fetched waits for target broker {broker}'s acknowledgements; check its load, or on a long link set socket.receive.buffer.bytes=-1 on it",
+                    human_bytes(*waiting as u64)
+                )
+            }
+            Limit::SourceBroker { broker, rate } => write!(
+                f,
+                "source-limited: source broker {broker} serves {} while data waits; check its load (num.io.threads, disk) or this machine's CPU",
+                megabytes(*rate)
+            ),
+            Limit::Stalled { broker } => write!(
+                f,
+                "stalled: nothing came from source broker {broker} while data waits; see the warnings about its connection"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    fn wan(rtt_ms: u64, rate: f64, lanes: u16) -> Observation {
+        Observation {
+            source_alias: "A".into(),
+            source_broker: 1,
+            rtt: Duration::from_millis(rtt_ms),
+            rate,
+            lanes,
+            lanes_at_limit: false,
+            fetch_bytes_per_lane: 32 * MIB,
+            receive_buffer: 6 * MIB,
+            receive_buffer_fixed: None,
+            autotune_receive_max: Some(32 * MIB),
+            backlog: true,
+            held_for_memory: false,
+            awaiting_target: 0,
+            memory_budget: 64 * MIB,
+            target_broker: Some(2),
+        }
+    }
+
+    #[test]
+    fn a_small_fixed_receive_buffer_is_window_limited_and_names_the_key_and_tune() {
+        let observation = Observation {
+            receive_buffer: 128 * 1024,
+            receive_buffer_fixed: Some(65536),
+            ..wan(100, 650_000.0, 1)
+        };
+        let limit = diagnose(&observation);
+        assert!(matches!(limit, Limit::ReceiveWindow { .. }), "{limit:?}");
+        let text = limit.to_string();
+        assert!(text.starts_with("window-limited: rtt 100 ms"), "{text}");
+        assert!(text.contains("A.receive.buffer.bytes=65536"), "{text}");
+        assert!(text.contains("strait tune --rtt 100ms"), "{text}");
+    }
+
+    #[test]
+    fn autotuned_buffers_at_the_hosts_ceiling_ask_for_the_sysctl() {
+        let observation = Observation {
+            receive_buffer: 32 * MIB,
+            ..wan(100, 100e6, 1)
+        };
+        let limit = diagnose(&observation);
+        assert!(
+            matches!(limit, Limit::ReceiveWindow { fixed: None, .. }),
+            "{limit:?}"
+        );
+        assert!(limit.to_string().contains("tcp_rmem"));
+    }
+
+    #[test]
+    fn kafkas_fixed_broker_send_buffer_shows_as_a_tiny_window() {
+        let limit = diagnose(&wan(100, 1.7e6, 1));
+        assert_eq!(
+            limit,
+            Limit::SourceSendBuffer {
+                broker: 1,
+                rtt: Duration::from_millis(100),
+                window: 1.7e6 * 0.1
+            }
+        );
+        assert!(limit
+            .to_string()
+            .contains("set socket.send.buffer.bytes=-1 on it"));
+    }
+
+    #[test]
+    fn the_sending_hosts_window_shows_once_the_lanes_cannot_grow() {
+        let growing = wan(300, 112e6, 8);
+        assert_eq!(diagnose(&growing), Limit::None);
+        let at_limit = Observation {
+            lanes_at_limit: true,
+            ..growing
+        };
+        let limit = diagnose(&at_limit);
+        assert!(
+            matches!(limit, Limit::SourceSendWindow { lanes: 8, .. }),
+            "{limit:?}"
+        );
+        assert!(limit.to_string().contains("tcp_wmem"));
+        let small_fetches = Observation {
+            fetch_bytes_per_lane: 4 * MIB,
+            ..at_limit
+        };
+        let limit = diagnose(&small_fetches);
+        assert!(matches!(limit, Limit::FetchSize { .. }), "{limit:?}");
+        assert!(limit
+            .to_string()
+            .contains("strait.memory.budget.bytes=67108864"));
+    }
+
+    #[test]
+    fn waiting_for_the_budget_blames_the_target_or_the_budget() {
+        let target_slow = Observation {
+            held_for_memory: true,
+            awaiting_target: 50 * MIB,
+            ..wan(100, 50e6, 4)
+        };
+        assert_eq!(
+            diagnose(&target_slow),
+            Limit::TargetBroker {
+                broker: Some(2),
+                waiting: 50 * MIB
+            }
+        );
+        let budget_small = Observation {
+            awaiting_target: 4 * MIB,
+            ..target_slow
+        };
+        let limit = diagnose(&budget_small);
+        assert!(matches!(limit, Limit::MemoryBudget { .. }), "{limit:?}");
+        assert!(limit
+            .to_string()
+            .contains("strait.memory.budget.bytes=67108864"));
+    }
+
+    #[test]
+    fn no_backlog_is_no_limit_and_a_short_link_blames_the_source_side() {
+        let caught_up = Observation {
+            backlog: false,
+            ..wan(100, 1e3, 1)
+        };
+        assert_eq!(diagnose(&caught_up), Limit::None);
+        assert!(!Limit::None.is_actionable());
+        let cut = wan(100, 0.0, 4);
+        assert_eq!(diagnose(&cut), Limit::Stalled { broker: 1 });
+        assert!(cut.backlog);
+        let limit = diagnose(&wan(0, 300e6, 1));
+        assert_eq!(
+            limit,
+            Limit::SourceBroker {
+                broker: 1,
+                rate: 300e6
+            }
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! How many fetch connections ("lanes") a flow keeps to each source broker, and how
+//! large its fetches are. One TCP connection moves at most its window per round trip
+//! (4 MiB per 100 ms with Linux's default tcp_wmem on the sending host), so a long link
+//! needs several connections, each with its own fetch session over its share of the
+//! partitions. Pure: the driver feeds one sample per period and applies the answer.
+
+use std::time::Duration;
+
+/// Below this round-trip time one connection fills any link; the planner leaves it alone.
+pub const LONG_LINK_RTT: Duration = Duration::from_millis(5);
+/// More lanes than this buys nothing measurable and costs one fetch session each.
+pub const MAX_LANES: u16 = 16;
+/// New connections start slowly (TCP slow start needs six to ten round trips to reach a
+/// few MiB of window): a growth is judged this many round trips after it, at the
+/// earliest one period after it.
+const ROUND_TRIPS_TO_SETTLE: u32 = 10;
+/// The largest per-partition fetch on a long link: a larger one only delays the first
+/// produce of a response.
+const MAX_PARTITION_FETCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// What one source broker's fetches did over one period.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BrokerSample {
+    pub rtt: Duration,
+    pub bytes: u64,
+    pub period: Duration,
+    /// The source held more data than was fetched (some partition lags).
+    pub backlog: bool,
+    /// Some fetch waited for room in the memory budget.
+    pub held_for_memory: bool,
+    pub partitions: usize,
+    /// Bytes the flow may keep in flight on the link: the part of the memory budget that
+    /// fetches may hold.
+    pub in_flight_goal: usize,
+}
+
+impl BrokerSample {
+    pub fn rate(&self) -> f64 {
+        self.bytes as f64 / self.period.as_secs_f64().max(1e-3)
+    }
+}
+
+/// The lane count of one source broker: fixed by configuration, or, while the link is
+/// long, the source has a backlog and the budget has room, as many as it takes for the
+/// measured window of one connection times the lanes to reach the in-flight goal, up to
+/// one lane per partition. Lanes are never taken back: a rate measured while new
+/// connections are in slow start (seconds at 300 ms) cannot judge them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LanePlanner {
+    lanes: u16,
+    fixed: bool,
+    /// Periods since the last growth, while it is still settling.
+    last_growth: Option<u32>,
+}
+
+impl LanePlanner {
+    /// `configured`: `strait.fetch.connections.per.broker`, None for automatic.
+    pub fn new(configured: Option<u16>) -> Self {
+        LanePlanner {
+            lanes: configured.unwrap_or(1).clamp(1, MAX_LANES),
+            fixed: configured.is_some(),
+            last_growth: None,
+        }
+    }
+
+    pub fn lanes(&self) -> u16 {
+        self.lanes
+    }
+
+    /// True when the count cannot grow any more: configured, or at one lane per
+    /// partition (or the ceiling).
+    pub fn at_limit(&self, partitions: usize) -> bool {
+        self.fixed || usize::from(self.lanes) >= partitions.min(MAX_LANES.into())
+    }
+
+    /// True while a growth is still being judged: new connections are in slow start,
+    /// so the period says little about the link.
+    pub fn settling(&self) -> bool {
+        self.last_growth.is_some()
+    }
+
+    /// Takes one period's measurements; returns the new lane count when it changes.
+    pub fn observe(&mut self, sample: &BrokerSample) -> Option<u16> {
+        if self.fixed {
+            return None;
+        }
+        let rate = sample.rate();
+        if let Some(periods) = self.last_growth {
+            let settle = ROUND_TRIPS_TO_SETTLE as f64 * sample.rtt.as_secs_f64();
+            let periods_to_settle = (settle / sample.period.as_secs_f64().max(1e-3)).round() as u32;
+            if periods + 1 < periods_to_settle.max(1) {
+                self.last_growth = Some(periods + 1);
+                return None;
+            }
+            self.last_growth = None;
+        }
+        let ceiling = sample.partitions.clamp(1, MAX_LANES.into()) as u16;
+        // Bytes one connection carried per round trip: what its window allowed.
+        let window = rate * sample.rtt.as_secs_f64() / f64::from(self.lanes);
+        if sample.rtt < LONG_LINK_RTT
+            || !sample.backlog
+            || sample.held_for_memory
+            || self.lanes >= ceiling
+            || window < 1.0
+        {
+            return None;
+        }
+        let wanted = (sample.in_flight_goal as f64 / window).ceil();
+        let next = (wanted.min(f64::from(ceiling)) as u16).max(self.lanes);
+        if next == self.lanes {
+            return None;
+        }
+        self.last_growth = Some(0);
+        self.lanes = next;
+        Some(next)
+    }
+}
+
+/// The lane of the `ordinal`-th partition (in a stable order) that a broker leads.
+pub fn lane_of(ordinal: usize, lanes: u16) -> u16 {
+    (ordinal % usize::from(lanes.max(1))) as u16
+}
+
+/// Per-partition fetch size and the most a partition may hold fetched but not yet
+/// acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchSizing {
+    pub partition_max_bytes: usize,
+    pub partition_buffer_cap: usize,
+}
+
+/// On a short link the configured per-partition size; on a long one each partition gets
+/// up to half its share of the memory budget per fetch, so that the data in flight can
+/// cover the bandwidth-delay product, and never less than configured.
+pub fn fetch_sizing(
+    rtt: Option<Duration>,
+    memory_budget: usize,
+    live_partitions: usize,
+    configured_partition_bytes: usize,
+) -> FetchSizing {
+    let partition_max_bytes = match rtt {
+        Some(rtt) if rtt >= LONG_LINK_RTT => (memory_budget / (2 * live_partitions.max(1)))
+            .min(MAX_PARTITION_FETCH_BYTES)
+            .max(configured_partition_bytes),
+        _ => configured_partition_bytes,
+    };
+    FetchSizing {
+        partition_max_bytes,
+        partition_buffer_cap: 2 * partition_max_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    fn sample(rtt_ms: u64, megabytes: u64) -> BrokerSample {
+        BrokerSample {
+            rtt: Duration::from_millis(rtt_ms),
+            bytes: megabytes * 1_000_000,
+            period: Duration::from_secs(1),
+            backlog: true,
+            held_for_memory: false,
+            partitions: 8,
+            in_flight_goal: 32 * MIB,
+        }
+    }
+
+    #[test]
+    fn a_long_link_gets_the_lanes_whose_windows_cover_the_in_flight_goal() {
+        let mut planner = LanePlanner::new(None);
+        // 20 MB/s at 100 ms: 2 MB per round trip; 32 MiB in flight needs 17, but eight
+        // partitions make eight lanes.
+        assert_eq!(planner.observe(&sample(100, 20)), Some(8));
+        assert!(planner.settling());
+        assert_eq!(planner.observe(&sample(100, 90)), None);
+        assert!(!planner.settling());
+        assert_eq!(planner.observe(&sample(100, 118)), None);
+        assert_eq!(planner.lanes(), 8);
+        assert!(planner.at_limit(8));
+        let mut wide = LanePlanner::new(None);
+        let windows_of_8_mb = BrokerSample {
+            partitions: 64,
+            ..sample(100, 80)
+        };
+        assert_eq!(wide.observe(&windows_of_8_mb), Some(5));
+        assert!(!wide.at_limit(64));
+    }
+
+    #[test]
+    fn a_growth_on_a_longer_link_is_judged_after_more_periods() {
+        let mut planner = LanePlanner::new(None);
+        assert_eq!(planner.observe(&sample(300, 10)), Some(8));
+        // Ten round trips of 300 ms: judged in the third period after the growth.
+        assert_eq!(planner.observe(&sample(300, 5)), None);
+        assert_eq!(planner.observe(&sample(300, 5)), None);
+        assert!(planner.settling());
+        assert_eq!(planner.observe(&sample(300, 60)), None);
+        assert!(!planner.settling());
+        assert_eq!(planner.lanes(), 8);
+    }
+
+    #[test]
+    fn short_links_idle_sources_and_a_full_budget_keep_one_lane() {
+        let mut planner = LanePlanner::new(None);
+        assert_eq!(planner.observe(&sample(1, 500)), None);
+        let idle = BrokerSample {
+            backlog: false,
+            ..sample(100, 1)
+        };
+        assert_eq!(planner.observe(&idle), None);
+        let budget_bound = BrokerSample {
+            held_for_memory: true,
+            ..sample(100, 60)
+        };
+        assert_eq!(planner.observe(&budget_bound), None);
+        assert_eq!(planner.lanes(), 1);
+        assert!(!planner.at_limit(8));
+    }
+
+    #[test]
+    fn a_configured_count_is_kept_and_bounded() {
+        let mut planner = LanePlanner::new(Some(3));
+        assert_eq!(planner.observe(&sample(300, 10)), None);
+        assert_eq!(planner.lanes(), 3);
+        assert_eq!(LanePlanner::new(Some(500)).lanes(), MAX_LANES);
+    }
+
+    #[test]
+    fn partitions_spread_round_robin_over_the_lanes() {
+        let lanes: Vec<u16> = (0..6).map(|ordinal| lane_of(ordinal, 4)).collect();
+        assert_eq!(lanes, [0, 1, 2, 3, 0, 1]);
+        assert_eq!(lane_of(5, 0), 0);
+    }
+
+    #[test]
+    fn fetches_grow_with_the_budget_on_long_links_only() {
+        let short = fetch_sizing(Some(Duration::from_micros(200)), 64 * MIB, 8, MIB);
+        assert_eq!(short.partition_max_bytes, MIB);
+        assert_eq!(short.partition_buffer_cap, 2 * MIB);
+        assert_eq!(
+            fetch_sizing(None, 64 * MIB, 8, MIB).partition_max_bytes,
+            MIB
+        );
+        let long = fetch_sizing(Some(Duration::from_millis(100)), 64 * MIB, 8, MIB);
+        assert_eq!(long.partition_max_bytes, 4 * MIB);
+        assert_eq!(long.partition_buffer_cap, 8 * MIB);
+        // Many partitions: never below the configured size.
+        let many = fetch_sizing(Some(Duration::from_millis(100)), 64 * MIB, 1000, MIB);
+        assert_eq!(many.partition_max_bytes, MIB);
+        let huge = fetch_sizing(Some(Duration::from_millis(100)), 4096 * MIB, 1, MIB);
+        assert_eq!(huge.partition_max_bytes, MAX_PARTITION_FETCH_BYTES);
+    }
+}

@@ -1,0 +1,283 @@
+//! The flow's measurements of its links to the source brokers: the kernel's TCP_INFO of
+//! each fetch connection, read once per period (bytes received, round trip, buffers),
+//! which feeds the lane planner and the diagnosis. Keeps no sockets: the driver reads
+//! them and hands in the figures.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use crate::wire::TcpStats;
+
+use super::diagnosis::{diagnose, Limit, Observation};
+use super::lanes::{BrokerSample, LanePlanner};
+
+/// Less waiting data than this cannot fill a link for long: a period that moved little
+/// with so little waiting says nothing about windows.
+const MIN_BACKLOG_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
+
+/// True when the source held more than twice what the link carried per round trip: then
+/// the link, not the supply of data, set the pace.
+fn backlogged(backlog_bytes: u64, rate: f64, rtt: Duration) -> bool {
+    backlog_bytes as f64 >= (2.0 * rate * rtt.as_secs_f64()).max(MIN_BACKLOG_BYTES)
+}
+
+#[derive(Debug)]
+struct BrokerLink {
+    planner: LanePlanner,
+    bytes: u64,
+    held_for_memory: bool,
+    rtt: Option<Duration>,
+    receive_buffer: usize,
+    rate: f64,
+}
+
+/// What the flow knows beyond the links when it evaluates a period.
+#[derive(Debug, Clone)]
+pub struct FlowState {
+    pub period: Duration,
+    /// Bytes the source holds beyond what was copied (estimated from the lag in records).
+    pub backlog_bytes: u64,
+    pub partitions_by_broker: BTreeMap<i32, usize>,
+    pub awaiting_target: usize,
+    pub memory_budget: usize,
+    pub partition_fetch_bytes: usize,
+    pub target_broker: Option<i32>,
+}
+
+#[derive(Debug)]
+pub struct SourceLinks {
+    alias: String,
+    configured_lanes: Option<u16>,
+    receive_buffer_fixed: Option<usize>,
+    autotune_receive_max: Option<usize>,
+    brokers: BTreeMap<i32, BrokerLink>,
+    /// Bytes received so far per (broker, lane) connection, to count each period's share.
+    received: HashMap<(i32, u16), u64>,
+    limit: Limit,
+}
+
+impl SourceLinks {
+    pub fn new(
+        alias: &str,
+        configured_lanes: Option<u16>,
+        receive_buffer_fixed: Option<usize>,
+        autotune_receive_max: Option<usize>,
+    ) -> Self {
+        SourceLinks {
+            alias: alias.to_string(),
+            configured_lanes,
+            receive_buffer_fixed,
+            autotune_receive_max,
+            brokers: BTreeMap::new(),
+            received: HashMap::new(),
+            limit: Limit::None,
+        }
+    }
+
+    fn broker(&mut self, broker: i32) -> &mut BrokerLink {
+        let configured = self.configured_lanes;
+        self.brokers.entry(broker).or_insert_with(|| BrokerLink {
+            planner: LanePlanner::new(configured),
+            bytes: 0,
+            held_for_memory: false,
+            rtt: None,
+            receive_buffer: 0,
+            rate: 0.0,
+        })
+    }
+
+    pub fn lanes(&self, broker: i32) -> u16 {
+        self.brokers.get(&broker).map_or_else(
+            || LanePlanner::new(self.configured_lanes).lanes(),
+            |link| link.planner.lanes(),
+        )
+    }
+
+    /// The state of fetch connection `lane` to `broker` now. A connection that counts
+    /// fewer bytes than before replaced the previous one.
+    pub fn on_tcp_stats(&mut self, broker: i32, lane: u16, tcp: TcpStats) {
+        let before = self
+            .received
+            .insert((broker, lane), tcp.bytes_received)
+            .unwrap_or(0);
+        let new_bytes = tcp
+            .bytes_received
+            .checked_sub(before)
+            .unwrap_or(tcp.bytes_received);
+        let link = self.broker(broker);
+        link.bytes += new_bytes;
+        let rtt = tcp.round_trip();
+        if !rtt.is_zero() {
+            link.rtt = Some(rtt);
+        }
+        link.receive_buffer = link.receive_buffer.max(tcp.receive_buffer);
+    }
+
+    /// A fetch to `broker` could not go out for lack of room in the memory budget.
+    pub fn on_held_for_memory(&mut self, broker: i32) {
+        self.broker(broker).held_for_memory = true;
+    }
+
+    /// The longest round trip to any source broker, once measured.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.brokers.values().filter_map(|link| link.rtt).max()
+    }
+
+    /// Closes a period: lanes grow where they help, and the diagnosis is renewed.
+    /// Returns the brokers whose lane count changed, with the new count.
+    pub fn evaluate(&mut self, flow: &FlowState) -> Vec<(i32, u16)> {
+        let mut changed = Vec::new();
+        let mut busiest: Option<(i32, f64)> = None;
+        for (&broker, link) in &mut self.brokers {
+            let partitions = flow.partitions_by_broker.get(&broker).copied().unwrap_or(0);
+            let rtt = link.rtt.unwrap_or_default();
+            let rate = link.bytes as f64 / flow.period.as_secs_f64().max(1e-3);
+            let sample = BrokerSample {
+                rtt,
+                bytes: link.bytes,
+                period: flow.period,
+                backlog: backlogged(flow.backlog_bytes, rate, rtt),
+                held_for_memory: link.held_for_memory,
+                partitions,
+                in_flight_goal: flow.memory_budget / 2,
+            };
+            link.rate = sample.rate();
+            if let Some(lanes) = link.planner.observe(&sample) {
+                changed.push((broker, lanes));
+            }
+            if busiest.is_none_or(|(_, rate)| link.rate > rate) {
+                busiest = Some((broker, link.rate));
+            }
+        }
+        let settling = self.brokers.values().any(|link| link.planner.settling());
+        self.limit = match busiest {
+            // New connections in slow start would be taken for small windows.
+            _ if settling => Limit::None,
+            Some((broker, _)) => {
+                let link = &self.brokers[&broker];
+                let partitions = flow.partitions_by_broker.get(&broker).copied().unwrap_or(0);
+                diagnose(&Observation {
+                    source_alias: self.alias.clone(),
+                    source_broker: broker,
+                    rtt: link.rtt.unwrap_or_default(),
+                    rate: link.rate,
+                    lanes: link.planner.lanes(),
+                    lanes_at_limit: link.planner.at_limit(partitions),
+                    fetch_bytes_per_lane: flow.partition_fetch_bytes
+                        * partitions.div_ceil(usize::from(link.planner.lanes())),
+                    receive_buffer: link.receive_buffer,
+                    receive_buffer_fixed: self.receive_buffer_fixed,
+                    autotune_receive_max: self.autotune_receive_max,
+                    backlog: backlogged(
+                        flow.backlog_bytes,
+                        link.rate,
+                        link.rtt.unwrap_or_default(),
+                    ),
+                    held_for_memory: self.brokers.values().any(|l| l.held_for_memory),
+                    awaiting_target: flow.awaiting_target,
+                    memory_budget: flow.memory_budget,
+                    target_broker: flow.target_broker,
+                })
+            }
+            None => Limit::None,
+        };
+        for link in self.brokers.values_mut() {
+            link.bytes = 0;
+            link.held_for_memory = false;
+        }
+        changed
+    }
+
+    pub fn limit(&self) -> &Limit {
+        &self.limit
+    }
+
+    /// For the status line: "rtt 101 ms, 8 fetch connections".
+    pub fn summary(&self) -> Option<String> {
+        let rtt = self.rtt()?;
+        let connections: u32 = self
+            .brokers
+            .values()
+            .map(|link| u32::from(link.planner.lanes()))
+            .sum();
+        Some(format!(
+            "rtt {:.0} ms, {connections} fetch connections",
+            rtt.as_secs_f64() * 1e3
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(rtt_ms: u64, receive_buffer: usize, bytes_received: u64) -> TcpStats {
+        TcpStats {
+            rtt: Duration::from_millis(rtt_ms),
+            receive_buffer,
+            bytes_received,
+            ..TcpStats::default()
+        }
+    }
+
+    fn flow(backlog: bool) -> FlowState {
+        FlowState {
+            period: Duration::from_secs(1),
+            backlog_bytes: if backlog { 1 << 30 } else { 0 },
+            partitions_by_broker: BTreeMap::from([(1, 8)]),
+            awaiting_target: 0,
+            memory_budget: 64 << 20,
+            partition_fetch_bytes: 1 << 20,
+            target_broker: Some(7),
+        }
+    }
+
+    #[test]
+    fn a_backlogged_long_link_gets_more_lanes_and_a_summary() {
+        let mut links = SourceLinks::new("A", None, None, Some(32 << 20));
+        assert_eq!(links.lanes(1), 1);
+        assert_eq!(links.summary(), None);
+        links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 40_000_000));
+        assert_eq!(links.evaluate(&flow(true)), vec![(1, 8)]);
+        // Slow start of the new connections: no verdict yet.
+        assert_eq!(links.limit(), &Limit::None);
+        assert_eq!(links.lanes(1), 8);
+        assert_eq!(
+            links.summary().as_deref(),
+            Some("rtt 100 ms, 8 fetch connections")
+        );
+        // Caught up: nothing grows and nothing limits.
+        links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 140_000_000));
+        assert_eq!(links.evaluate(&flow(false)), vec![]);
+        assert_eq!(links.limit(), &Limit::None);
+    }
+
+    #[test]
+    fn a_little_data_waiting_is_no_backlog() {
+        let rtt = Duration::from_millis(100);
+        // 50 MB/s over 100 ms carries 5 MB per round trip.
+        assert!(!backlogged(8_000_000, 50e6, rtt));
+        assert!(backlogged(12_000_000, 50e6, rtt));
+        assert!(!backlogged(1_000_000, 0.0, rtt));
+        assert!(backlogged(5 << 20, 0.0, rtt));
+    }
+
+    #[test]
+    fn the_busiest_broker_is_diagnosed_and_the_period_starts_afresh() {
+        let mut links = SourceLinks::new("A", Some(1), Some(65536), None);
+        links.on_tcp_stats(1, 0, tcp(100, 131072, 650_000));
+        links.on_tcp_stats(2, 0, tcp(100, 131072, 10));
+        links.evaluate(&flow(true));
+        let text = links.limit().to_string();
+        assert!(text.contains("A.receive.buffer.bytes=65536"), "{text}");
+        links.on_held_for_memory(1);
+        links.evaluate(&flow(true));
+        assert!(matches!(links.limit(), Limit::MemoryBudget { .. }));
+        // A new connection on lane 0 counts from zero again.
+        links.on_tcp_stats(1, 0, tcp(100, 131072, 640_000));
+        links.evaluate(&flow(true));
+        assert!(matches!(links.limit(), Limit::ReceiveWindow { .. }));
+        links.evaluate(&flow(true));
+        assert_eq!(links.limit(), &Limit::Stalled { broker: 1 });
+    }
+}
