@@ -6,6 +6,7 @@
 mod aborted;
 mod compression;
 mod control;
+mod crc_combine;
 mod error;
 pub mod header;
 mod legacy;

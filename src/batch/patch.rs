@@ -2,6 +2,7 @@
 
 use bytes::{BufMut, Bytes};
 
+use super::crc_combine::crc32c_combine;
 use super::error::BatchError;
 
 use super::header::{
@@ -67,7 +68,7 @@ impl VerifiedBatch {
         let bytes = batch.as_bytes();
         let payload_crc = crc32c::crc32c(&bytes[HEADER_LEN..]);
         let header_crc = crc32c::crc32c(&bytes[CRC_COVERS_FROM..HEADER_LEN]);
-        let actual = crc32c::crc32c_combine(header_crc, payload_crc, bytes.len() - HEADER_LEN);
+        let actual = crc32c_combine(header_crc, payload_crc, bytes.len() - HEADER_LEN);
         if actual != batch.crc() {
             return Err(BatchError::CrcMismatch {
                 base_offset: batch.base_offset(),
@@ -125,7 +126,7 @@ pub fn patch(verified: &VerifiedBatch, stamp: &ProducerStamp) -> PatchedBatch {
     });
 
     let payload = batch.payload();
-    let crc = crc32c::crc32c_combine(
+    let crc = crc32c_combine(
         crc32c::crc32c(&header[CRC_COVERS_FROM..]),
         verified.payload_crc,
         payload.len(),
