@@ -74,9 +74,9 @@ pub fn consume(
     })?;
     if !finished.succeeded() {
         return Err(format!(
-            "ceiling consumer exited with code {}: {} (log: {})",
+            "ceiling consumer exited with code {}{} (log: {})",
             finished.code,
-            child.log_tail(1),
+            child.last_words(),
             log.display()
         ));
     }
@@ -171,9 +171,9 @@ pub fn produce(
     })?;
     if !finished.succeeded() {
         return Err(format!(
-            "ceiling producer exited with code {}: {} (log: {})",
+            "ceiling producer exited with code {}{} (log: {})",
             finished.code,
-            child.log_tail(1),
+            child.last_words(),
             log.display()
         ));
     }

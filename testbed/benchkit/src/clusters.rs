@@ -43,8 +43,9 @@ impl Testbed {
         }
     }
 
-    /// Starts the cluster afresh (its old data thrown away) unless `reuse` allows a
-    /// running one; it stops by itself once this process is gone (testbed lease).
+    /// Starts the cluster afresh (its old data thrown away), leased to this process so
+    /// that it stops by itself once this process is gone; or, with `reuse`, keeps a
+    /// running one (and starts one that outlives this process).
     pub fn start(
         &self,
         spec: &ClusterSpec,
@@ -55,12 +56,14 @@ impl Testbed {
         if !reuse {
             self.stop(spec.name);
         }
-        let lease = std::process::id().to_string();
         let port = spec.port.to_string();
-        let args = [
-            "start", spec.name, "--port", &port, "--xmx", xmx, "--lease", &lease,
-        ]
-        .map(String::from);
+        let mut args: Vec<String> = ["start", spec.name, "--port", &port, "--xmx", xmx]
+            .map(String::from)
+            .to_vec();
+        if !reuse {
+            args.push("--lease".to_string());
+            args.push(std::process::id().to_string());
+        }
         let child = process::spawn(spec.name, &self.script, &args, log)?;
         STARTED
             .lock()
@@ -69,9 +72,9 @@ impl Testbed {
         match child.wait(Duration::from_secs(300)) {
             Some(finished) if finished.succeeded() => {}
             Some(_) => bail!(
-                "cluster {} did not start: {} (log: {})",
+                "cluster {} did not start{} (log: {})",
                 spec.name,
-                child.log_tail(1),
+                child.last_words(),
                 log.display()
             ),
             None => bail!(

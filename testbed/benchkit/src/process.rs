@@ -147,11 +147,16 @@ impl Child {
         })
     }
 
-    /// The last lines of the log, for an error message.
-    pub fn log_tail(&self, lines: usize) -> String {
+    /// ": <last line of the log>", or nothing for an empty log: the end of an error
+    /// message.
+    pub fn last_words(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        text.lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(|l| format!(": {l}"))
+            .unwrap_or_default()
     }
 }
 
