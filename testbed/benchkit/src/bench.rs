@@ -32,6 +32,8 @@ pub struct Settings {
     pub time_limit: Duration,
     /// Keep a filled source topic of the right size from an earlier invocation.
     pub reuse_fill: bool,
+    /// The source is across an emulated WAN.
+    pub long_link: bool,
 }
 
 pub struct Bench<'a> {
@@ -45,6 +47,8 @@ pub struct Bench<'a> {
     pub target: &'a Cluster,
     pub target_name: &'a str,
     pub source_name: &'a str,
+    /// Where programs that belong next to the source run (the fill), when not here.
+    pub source_namespace: Option<&'a str>,
     pub programs: Programs<'a>,
 }
 
@@ -145,7 +149,8 @@ impl Bench<'_> {
                     .into_iter()
                     .map(|(key, value)| format!("{key}={value}")),
             );
-            let filler = self.programs.kafka.spawn(
+            let filler = self.programs.kafka.spawn_in(
+                self.source_namespace,
                 "fill",
                 &["-Xmx512M"],
                 "org.apache.kafka.tools.ProducerPerformance",
@@ -221,6 +226,7 @@ impl Bench<'_> {
                     topics: vec![topic.to_string()],
                     source: &self.source.bootstrap,
                     target: &self.target.bootstrap,
+                    long_link: self.settings.long_link,
                     dir: self.out.to_path_buf(),
                 };
                 // Two launches: a flow with idle partitions next to busy ones would make
@@ -381,6 +387,7 @@ impl Bench<'_> {
                 alias,
                 &logs[0],
                 self.settings.time_limit,
+                self.settings.long_link,
             )?;
             self.target
                 .create_topic(&target_topic, partitions, &[])
@@ -458,6 +465,7 @@ impl Bench<'_> {
         LatencyLoad {
             source: self.source,
             source_topic,
+            source_namespace: self.source_namespace,
             reader,
             reader_topic,
             partitions,

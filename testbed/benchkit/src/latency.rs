@@ -20,6 +20,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::kafka::Cluster;
+use crate::wan;
 
 /// Records sent after the load stops have this long to arrive.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
@@ -32,6 +33,9 @@ const KEY_LEN: usize = 16;
 pub struct LatencyLoad<'a> {
     pub source: &'a Cluster,
     pub source_topic: &'a str,
+    /// The network namespace of the source's side, when it is not this one: the
+    /// producer writes from there, so that its own trip to the source is not counted.
+    pub source_namespace: Option<&'a str>,
     /// Where the records are read back: the mirror's copy on the target, or the source
     /// topic itself for the floor without a mirror.
     pub reader: &'a Cluster,
@@ -57,14 +61,10 @@ pub struct LatencySummary {
 impl LatencyLoad<'_> {
     pub fn run(&self) -> anyhow::Result<LatencySummary> {
         let consumer = self.subscribe()?;
-        let producer: ThreadedProducer<DeliveryCounter> = ClientConfig::new()
-            .set("bootstrap.servers", &self.source.bootstrap)
-            .set("client.id", "strait-benchkit-latency")
-            .set("linger.ms", "1")
-            .set("compression.type", self.compression)
-            .set("acks", "all")
-            .create_with_context(DeliveryCounter::default())
-            .context("latency producer")?;
+        let producer = match self.source_namespace {
+            None => self.producer()?,
+            Some(namespace) => wan::create_in(namespace, || self.producer())?,
+        };
 
         let shared = Arc::new(Shared {
             sending: AtomicBool::new(true),
@@ -103,6 +103,17 @@ impl LatencyLoad<'_> {
             max_ms: ms(histogram.max()),
             samples: histogram.len(),
         })
+    }
+
+    fn producer(&self) -> anyhow::Result<ThreadedProducer<DeliveryCounter>> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.source.bootstrap)
+            .set("client.id", "strait-benchkit-latency")
+            .set("linger.ms", "1")
+            .set("compression.type", self.compression)
+            .set("acks", "all")
+            .create_with_context(DeliveryCounter::default())
+            .context("latency producer")
     }
 
     /// A reader assigned to every partition of the reader topic, from its current end.
