@@ -93,7 +93,12 @@ fn main() -> ExitCode {
         eprintln!("benchkit: {error:#}");
         return ExitCode::FAILURE;
     }
-    let outcome = run(cli);
+    // The work runs on a thread of its own: across a WAN that thread moves into the
+    // target's network namespace, while this one stays where the link is managed from,
+    // so that taking the link down (which stops what runs inside) leaves this process be.
+    let outcome = std::thread::spawn(move || run(cli))
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the benchmark thread panicked")));
     cleanup(keep);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

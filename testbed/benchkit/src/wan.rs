@@ -144,7 +144,8 @@ impl Link {
     }
 
     /// Moves this thread, and every thread and process it starts from now on, into
-    /// namespace b (the target's side).
+    /// namespace b (the target's side). The process's main thread must stay outside:
+    /// `testbed/wan down --force` stops every process whose main thread is inside.
     pub fn enter_target_side(&self) -> anyhow::Result<()> {
         enter(&target_namespace())
     }
