@@ -46,8 +46,8 @@ impl ClusterSpec {
         ]
     }
 
-    /// The clusters at the two ends of the emulated WAN; this process runs on the
-    /// target's side. The source broker leaves its send buffers to the kernel's
+    /// The clusters at the two ends of the emulated WAN; the benchmark's work runs on
+    /// the target's side. The source broker leaves its send buffers to the kernel's
     /// autotuning: Kafka's default of a fixed 100 KiB caps every fetch response stream
     /// at 100 KiB per round trip (1.7 MB/s at 100 ms, see tuning/README.md).
     pub fn wan(source_namespace: String) -> [ClusterSpec; 2] {
