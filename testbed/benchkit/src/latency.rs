@@ -19,7 +19,7 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::kafka::Cluster;
+use crate::kafka::{self, Cluster};
 use crate::wan;
 
 /// Records sent after the load stops have this long to arrive.
@@ -278,6 +278,7 @@ fn read_latencies(consumer: BaseConsumer, shared: &Shared) -> anyhow::Result<His
                     histogram.saturating_record(arrived.saturating_sub(sent_at).max(1));
                 }
             }
+            Some(Err(error)) if kafka::is_transient(&error) => {}
             Some(Err(error)) => bail!("latency reader: {error}"),
         }
     }
