@@ -32,6 +32,8 @@ pub struct Settings {
     pub time_limit: Duration,
     /// Keep a filled source topic of the right size from an earlier invocation.
     pub reuse_fill: bool,
+    /// The source is across an emulated WAN.
+    pub long_link: bool,
 }
 
 pub struct Bench<'a> {
@@ -45,6 +47,8 @@ pub struct Bench<'a> {
     pub target: &'a Cluster,
     pub target_name: &'a str,
     pub source_name: &'a str,
+    /// Where programs that belong next to the source run (the fill), when not here.
+    pub source_namespace: Option<&'a str>,
     pub programs: Programs<'a>,
 }
 
@@ -145,7 +149,8 @@ impl Bench<'_> {
                     .into_iter()
                     .map(|(key, value)| format!("{key}={value}")),
             );
-            let filler = self.programs.kafka.spawn(
+            let filler = self.programs.kafka.spawn_in(
+                self.source_namespace,
                 "fill",
                 &["-Xmx512M"],
                 "org.apache.kafka.tools.ProducerPerformance",
@@ -155,9 +160,9 @@ impl Bench<'_> {
             match filler.wait(self.settings.time_limit * 2) {
                 Some(finished) if finished.succeeded() => {}
                 Some(finished) => bail!(
-                    "filling {topic}: ProducerPerformance exited with code {}: {} (log: {})",
+                    "filling {topic}: ProducerPerformance exited with code {}{} (log: {})",
                     finished.code,
-                    filler.log_tail(1),
+                    filler.last_words(),
                     log.display()
                 ),
                 None => bail!(
@@ -214,17 +219,22 @@ impl Bench<'_> {
                 (logs.map(|l| l.display().to_string()).join(", "), result)
             }
             _ => {
-                let job = MirrorJob {
+                let job = |alias: String, topic: &str| MirrorJob {
                     system,
                     workload: filled.workload,
-                    alias: alias.clone(),
-                    topics: vec![filled.topic.clone(), latency_topic.clone()],
+                    alias,
+                    topics: vec![topic.to_string()],
                     source: &self.source.bootstrap,
                     target: &self.target.bootstrap,
+                    long_link: self.settings.long_link,
                     dir: self.out.to_path_buf(),
                 };
-                let result = self.mirror(filled, &job, &latency_topic);
-                (job.log().display().to_string(), result)
+                // Two launches: a flow with idle partitions next to busy ones would make
+                // the copy measure how a mirror copes with those, not how fast it copies.
+                let copy = job(alias.clone(), &filled.topic);
+                let latency = job(format!("{alias}l"), &latency_topic);
+                let result = self.mirror(filled, &copy, &latency);
+                (copy.log().display().to_string(), result)
             }
         };
         let (metrics, error) = match result {
@@ -241,40 +251,33 @@ impl Bench<'_> {
         }
     }
 
+    /// Copies the filled topic with `copy`, verifies it, then measures latency through
+    /// `latency`.
     fn mirror(
         &self,
         filled: &Filled,
-        job: &MirrorJob,
-        latency_topic: &str,
+        copy: &MirrorJob,
+        latency: &MirrorJob,
     ) -> Result<Metrics, String> {
         let partitions = filled.workload.partitions();
-        let target_topic = job.target_topic(&filled.topic);
-        let target_latency_topic = job.target_topic(latency_topic);
-        let log = job.log();
-        let name = job.system.name();
+        let target_topic = copy.target_topic(&filled.topic);
+        let log = copy.log();
+        let name = copy.system.name();
         let fail = |what: String| format!("{what} (log: {})", log.display());
         let mut keep_copy = false;
         let result = (|| {
-            self.source
-                .create_topic(latency_topic, partitions, &[])
-                .map_err(|e| format!("{e:#}"))?;
             // Empty target topics wait for every system: MirrorMaker 1 creates none (and
             // the brokers do not create them), and a partition that is still getting its
             // leader when the first produce arrives would measure the start-up, not the
             // copy.
-            for topic in [&target_topic, &target_latency_topic] {
-                self.target
-                    .delete_topic(topic)
-                    .and_then(|()| self.target.create_topic(topic, partitions, &[]))
-                    .map_err(|e| format!("{e:#}"))?;
-            }
+            self.recreate(self.target, &target_topic, partitions)?;
             let launched = Instant::now();
-            let child = job.start(&self.programs).map_err(|e| format!("{e:#}"))?;
+            let child = copy.start(&self.programs).map_err(|e| format!("{e:#}"))?;
             let watched = CopyWatch {
                 target: self.target,
                 topic: &target_topic,
                 expected: &filled.ends,
-                per_partition: job.system != System::Mm1,
+                per_partition: copy.system != System::Mm1,
                 writer: &child,
                 broker_pid: self.broker_pid().map_err(|e| format!("{e:#}"))?,
                 launched,
@@ -288,32 +291,24 @@ impl Bench<'_> {
                     return Err(fail(error));
                 }
             };
-            let latency = self.latency(filled, latency_topic, &target_latency_topic);
             let peak_rss = procfs::peak_rss(child.pid).unwrap_or(0);
-            let finished = child.stop(STOP_GRACE);
-            if finished.code != 0 && finished.code != 128 + libc::SIGTERM {
-                eprintln!(
-                    "benchkit: {name} exited with code {} when stopped (log: {})",
-                    finished.code,
-                    log.display()
-                );
-            }
+            report_odd_exit(name, child.stop(STOP_GRACE).code, &log);
             let target_bytes = self
                 .testbed
                 .log_bytes(self.target_name, &target_topic)
                 .map_err(|e| format!("{e:#}"))?;
-            let copy = self
+            let copied = self
                 .target
                 .fingerprint(&target_topic, self.settings.time_limit)
                 .map_err(|e| fail(format!("{e:#}")))?;
-            let (difference, verified) = if job.system == System::Mm1 {
+            let (difference, verified) = if copy.system == System::Mm1 {
                 (
-                    filled.print.differs_in_total(&copy),
+                    filled.print.differs_in_total(&copied),
                     "same records in total (MirrorMaker 1 does not keep partitions)",
                 )
             } else {
                 (
-                    filled.print.differs_per_partition(&copy),
+                    filled.print.differs_per_partition(&copied),
                     "same records per partition, in order",
                 )
             };
@@ -326,7 +321,7 @@ impl Bench<'_> {
             }
             let copy_seconds = window.copy.as_secs_f64();
             let gib = filled.log_bytes as f64 / GIB;
-            let (latency, latency_error) = split_latency(latency);
+            let (latency, latency_error) = split_latency(self.mirrored_latency(filled, latency));
             Ok(Metrics {
                 throughput_mib_s: filled.log_bytes as f64 / MIB / copy_seconds,
                 records_per_s: filled.records as f64 / copy_seconds,
@@ -341,15 +336,37 @@ impl Bench<'_> {
                 verified: verified.to_string(),
             })
         })();
-        let mut leftovers = vec![
-            (self.target, target_latency_topic.as_str()),
-            (self.source, latency_topic),
-        ];
         if !keep_copy {
-            leftovers.push((self.target, target_topic.as_str()));
+            self.drop_topics(&[(self.target, target_topic.as_str())]);
         }
-        self.drop_topics(&leftovers);
         result
+    }
+
+    /// Latency through a mirror of its own that copies only the latency topic.
+    fn mirrored_latency(&self, filled: &Filled, job: &MirrorJob) -> anyhow::Result<LatencySummary> {
+        let partitions = filled.workload.partitions();
+        let source_topic = &job.topics[0];
+        let target_topic = job.target_topic(source_topic);
+        let measured = (|| {
+            self.recreate(self.source, source_topic, partitions)
+                .map_err(anyhow::Error::msg)?;
+            self.recreate(self.target, &target_topic, partitions)
+                .map_err(anyhow::Error::msg)?;
+            let child = job.start(&self.programs)?;
+            let latency = self.latency(filled, source_topic, self.target, &target_topic);
+            report_odd_exit(job.system.name(), child.stop(STOP_GRACE).code, &job.log());
+            latency.with_context(|| format!("log: {}", job.log().display()))
+        })();
+        self.drop_topics(&[(self.source, source_topic), (self.target, &target_topic)]);
+        measured
+    }
+
+    /// Creates an empty topic, deleting what a failed earlier run may have left.
+    fn recreate(&self, cluster: &Cluster, topic: &str, partitions: i32) -> Result<(), String> {
+        cluster
+            .delete_topic(topic)
+            .and_then(|()| cluster.create_topic(topic, partitions, &[]))
+            .map_err(|e| format!("{e:#}"))
     }
 
     fn ceiling(
@@ -370,6 +387,7 @@ impl Bench<'_> {
                 alias,
                 &logs[0],
                 self.settings.time_limit,
+                self.settings.long_link,
             )?;
             self.target
                 .create_topic(&target_topic, partitions, &[])
@@ -405,7 +423,7 @@ impl Bench<'_> {
             self.source
                 .create_topic(latency_topic, partitions, &[])
                 .map_err(|e| format!("{e:#}"))?;
-            let latency = self.latency(filled, latency_topic, latency_topic);
+            let latency = self.latency(filled, latency_topic, self.source, latency_topic);
 
             let gib = filled.log_bytes as f64 / GIB;
             let consume_seconds = consumed.fetch.as_secs_f64();
@@ -440,24 +458,14 @@ impl Bench<'_> {
         &self,
         filled: &Filled,
         source_topic: &str,
+        reader: &Cluster,
         reader_topic: &str,
     ) -> anyhow::Result<LatencySummary> {
-        let reader = if source_topic == reader_topic {
-            self.source
-        } else {
-            self.target
-        };
         let partitions = filled.workload.partitions();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while reader.partitions(reader_topic)? != Some(partitions as usize) {
-            if Instant::now() > deadline {
-                bail!("the mirror did not create {reader_topic} with {partitions} partitions within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
         LatencyLoad {
             source: self.source,
             source_topic,
+            source_namespace: self.source_namespace,
             reader,
             reader_topic,
             partitions,
@@ -480,6 +488,15 @@ impl Bench<'_> {
                 eprintln!("benchkit: cleaning up: {error:#}");
             }
         }
+    }
+}
+
+fn report_odd_exit(name: &str, code: i32, log: &Path) {
+    if code != 0 && code != 128 + libc::SIGTERM {
+        eprintln!(
+            "benchkit: {name} exited with code {code} when stopped (log: {})",
+            log.display()
+        );
     }
 }
 

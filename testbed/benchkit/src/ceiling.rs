@@ -28,6 +28,7 @@ pub struct ConsumerRun {
 /// Reads `records` records of `topic` with ConsumerPerformance, tuned like the tuned
 /// mirrors' consumers. The measured window is the tool's own fetch time (without its
 /// group join); the CPU time is the tool's within that window.
+#[allow(clippy::too_many_arguments)]
 pub fn consume(
     kafka: &Kafka,
     source: &Cluster,
@@ -36,6 +37,7 @@ pub fn consume(
     group: &str,
     log: &Path,
     limit: Duration,
+    long_link: bool,
 ) -> Result<ConsumerRun, String> {
     let mut args = vec![
         "--bootstrap-server".to_string(),
@@ -52,7 +54,7 @@ pub fn consume(
         "--date-format".to_string(),
         DATE_FORMAT.to_string(),
     ];
-    for (key, value) in tuned_consumer() {
+    for (key, value) in tuned_consumer(long_link) {
         args.push("--command-property".to_string());
         args.push(format!("{key}={value}"));
     }
@@ -74,9 +76,9 @@ pub fn consume(
     })?;
     if !finished.succeeded() {
         return Err(format!(
-            "ceiling consumer exited with code {}: {} (log: {})",
+            "ceiling consumer exited with code {}{} (log: {})",
             finished.code,
-            child.log_tail(1),
+            child.last_words(),
             log.display()
         ));
     }
@@ -171,9 +173,9 @@ pub fn produce(
     })?;
     if !finished.succeeded() {
         return Err(format!(
-            "ceiling producer exited with code {}: {} (log: {})",
+            "ceiling producer exited with code {}{} (log: {})",
             finished.code,
-            child.log_tail(1),
+            child.last_words(),
             log.display()
         ));
     }

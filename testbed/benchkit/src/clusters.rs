@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::process;
+use crate::wan;
 
 /// Clusters this benchmark started and must stop, for the cleanup after a signal.
 static STARTED: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
@@ -16,16 +17,58 @@ static STARTED: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
 pub struct ClusterSpec {
     pub name: &'static str,
     pub port: u16,
+    /// The address its listener binds and advertises.
+    pub host: &'static str,
+    /// Broker settings added to the testbed's (`--set key=value`).
+    pub settings: &'static [&'static str],
+    /// The network namespace it runs in, when not this process's own.
+    pub namespace: Option<String>,
 }
 
-pub const SOURCE: ClusterSpec = ClusterSpec {
-    name: "bench-source",
-    port: 19192,
-};
-pub const TARGET: ClusterSpec = ClusterSpec {
-    name: "bench-target",
-    port: 29192,
-};
+impl ClusterSpec {
+    /// The clusters on this machine's loopback.
+    pub fn loopback() -> [ClusterSpec; 2] {
+        [
+            ClusterSpec {
+                name: "bench-source",
+                port: 19192,
+                host: "127.0.0.1",
+                settings: &[],
+                namespace: None,
+            },
+            ClusterSpec {
+                name: "bench-target",
+                port: 29192,
+                host: "127.0.0.1",
+                settings: &[],
+                namespace: None,
+            },
+        ]
+    }
+
+    /// The clusters at the two ends of the emulated WAN; the benchmark's work runs on
+    /// the target's side. The source broker leaves its send buffers to the kernel's
+    /// autotuning: Kafka's default of a fixed 100 KiB caps every fetch response stream
+    /// at 100 KiB per round trip (1.7 MB/s at 100 ms, see tuning/README.md).
+    pub fn wan(source_namespace: String) -> [ClusterSpec; 2] {
+        [
+            ClusterSpec {
+                name: "bench-wan-source",
+                port: 19192,
+                host: wan::SOURCE_HOST,
+                settings: &["socket.send.buffer.bytes=-1"],
+                namespace: Some(source_namespace),
+            },
+            ClusterSpec {
+                name: "bench-wan-target",
+                port: 29192,
+                host: wan::TARGET_HOST,
+                settings: &[],
+                namespace: None,
+            },
+        ]
+    }
+}
 
 pub struct Testbed {
     pub script: PathBuf,
@@ -43,8 +86,9 @@ impl Testbed {
         }
     }
 
-    /// Starts the cluster afresh (its old data thrown away) unless `reuse` allows a
-    /// running one; it stops by itself once this process is gone (testbed lease).
+    /// Starts the cluster afresh (its old data thrown away), leased to this process so
+    /// that it stops by itself once this process is gone; or, with `reuse`, keeps a
+    /// running one (and starts one that outlives this process).
     pub fn start(
         &self,
         spec: &ClusterSpec,
@@ -55,13 +99,27 @@ impl Testbed {
         if !reuse {
             self.stop(spec.name);
         }
-        let lease = std::process::id().to_string();
         let port = spec.port.to_string();
-        let args = [
-            "start", spec.name, "--port", &port, "--xmx", xmx, "--lease", &lease,
+        let mut args: Vec<String> = [
+            "start", spec.name, "--port", &port, "--xmx", xmx, "--host", spec.host,
         ]
-        .map(String::from);
-        let child = process::spawn(spec.name, &self.script, &args, log)?;
+        .map(String::from)
+        .to_vec();
+        for setting in spec.settings {
+            args.push("--set".to_string());
+            args.push(setting.to_string());
+        }
+        if !reuse {
+            args.push("--lease".to_string());
+            args.push(std::process::id().to_string());
+        }
+        let child = process::spawn_in(
+            spec.namespace.as_deref(),
+            spec.name,
+            &self.script,
+            &args,
+            log,
+        )?;
         STARTED
             .lock()
             .expect("cluster registry")
@@ -69,9 +127,9 @@ impl Testbed {
         match child.wait(Duration::from_secs(300)) {
             Some(finished) if finished.succeeded() => {}
             Some(_) => bail!(
-                "cluster {} did not start: {} (log: {})",
+                "cluster {} did not start{} (log: {})",
                 spec.name,
-                child.log_tail(1),
+                child.last_words(),
                 log.display()
             ),
             None => bail!(
@@ -80,7 +138,7 @@ impl Testbed {
                 log.display()
             ),
         }
-        Ok(format!("127.0.0.1:{}", spec.port))
+        Ok(format!("{}:{}", spec.host, spec.port))
     }
 
     pub fn stop(&self, name: &str) {

@@ -72,8 +72,8 @@ impl CopyWatch<'_> {
             if exited {
                 let code = self.writer.exited().map_or(-1, |f| f.code);
                 return Err(format!(
-                    "{name} exited (code {code}) with {done} of {total} records copied: {}",
-                    self.writer.log_tail(1)
+                    "{name} exited (code {code}) with {done} of {total} records copied{}",
+                    self.writer.last_words()
                 ));
             }
             if self.launched.elapsed() > self.limit {

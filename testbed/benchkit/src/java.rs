@@ -84,6 +84,19 @@ impl Kafka {
         args: &[String],
         log: &Path,
     ) -> anyhow::Result<Child> {
+        self.spawn_in(None, name, heap, class, args, log)
+    }
+
+    /// Starts `class` inside network `namespace` (here when `None`).
+    pub fn spawn_in(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        heap: &[&str],
+        class: &str,
+        args: &[String],
+        log: &Path,
+    ) -> anyhow::Result<Child> {
         let mut java_args: Vec<String> = heap.iter().map(|s| s.to_string()).collect();
         java_args.extend(PERFORMANCE_OPTS.iter().map(|s| s.to_string()));
         java_args.push("-Duser.timezone=UTC".to_string());
@@ -92,6 +105,6 @@ impl Kafka {
         java_args.push(self.classpath.clone());
         java_args.push(class.to_string());
         java_args.extend(args.iter().cloned());
-        process::spawn(name, Path::new("java"), &java_args, log)
+        process::spawn_in(namespace, name, Path::new("java"), &java_args, log)
     }
 }

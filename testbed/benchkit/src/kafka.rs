@@ -197,11 +197,22 @@ impl Cluster {
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
                     unfinished.retain(|&p| p != partition);
                 }
+                // librdkafka reconnects by itself; the deadline bounds a lasting failure.
+                Some(Err(error)) if is_transient(&error) => {}
                 Some(Err(error)) => bail!("reading {topic} on {}: {error}", self.name),
             }
         }
         Ok(print)
     }
+}
+
+/// A connection that broke (a reset across the emulated WAN, say): the client connects
+/// again by itself, so a reader keeps polling.
+pub fn is_transient(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
+    )
 }
 
 fn client_config(bootstrap: &str) -> ClientConfig {
@@ -317,6 +328,14 @@ mod tests {
             print.add(partition, timestamp, Some(value));
         }
         print
+    }
+
+    #[test]
+    fn broken_connections_are_transient_and_other_errors_are_not() {
+        let broken = KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure);
+        assert!(is_transient(&broken));
+        let unknown = KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition);
+        assert!(!is_transient(&unknown));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod options;
 mod process;
 mod procfs;
 mod report;
+mod wan;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -25,12 +26,14 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::bench::{Bench, Settings};
+use crate::clusters::ClusterSpec;
 use crate::clusters::Testbed;
 use crate::java::Kafka;
 use crate::kafka::Cluster;
 use crate::mirrors::Programs;
-use crate::options::{parse_list, ByteSize, Network, System};
+use crate::options::{parse_list, ByteSize, System};
 use crate::report::{Environment, Report};
+use crate::wan::{Link, WanSpec};
 use crate::workload::Workload;
 
 const KAFKA_VERSION: &str = "4.3.1";
@@ -58,9 +61,11 @@ struct Cli {
     /// Comma-separated: w1, w2.
     #[arg(long, default_value = "w1,w2")]
     workload: String,
-    /// Emulated WAN between source and mirror, e.g. rtt=100ms,rate=1gbit,loss=0.1%.
+    /// Emulated WAN between the source cluster and the mirror (which runs next to the
+    /// target), e.g. rtt=100ms,rate=1gbit,loss=0.1%; also queue=, mtu=, and tune= (a
+    /// sysctl profile such as tuning/wan-100ms.conf applied at both ends).
     #[arg(long)]
-    wan: Option<String>,
+    wan: Option<WanSpec>,
     /// Records per second of the latency load (1 KiB each).
     #[arg(long, default_value_t = 1000)]
     latency_rate: u32,
@@ -88,7 +93,12 @@ fn main() -> ExitCode {
         eprintln!("benchkit: {error:#}");
         return ExitCode::FAILURE;
     }
-    let outcome = run(cli);
+    // The work runs on a thread of its own: across a WAN that thread moves into the
+    // target's network namespace, while this one stays where the link is managed from,
+    // so that taking the link down (which stops what runs inside) leaves this process be.
+    let outcome = std::thread::spawn(move || run(cli))
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the benchmark thread panicked")));
     cleanup(keep);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,6 +114,7 @@ fn cleanup(keep_clusters: bool) {
     if !keep_clusters {
         clusters::stop_all_started();
     }
+    wan::take_down();
 }
 
 /// Ctrl-C, SIGTERM, SIGHUP: stop every process and cluster this run started, then exit.
@@ -122,8 +133,11 @@ fn install_signal_cleanup(keep_clusters: bool) -> anyhow::Result<()> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let network = cli.wan.clone().map_or(Network::Loopback, Network::Wan);
-    network.ensure_available()?;
+    if cli.wan.is_some() && cli.keep_clusters {
+        anyhow::bail!(
+            "--keep-clusters does not go with --wan: the link, and the clusters in its namespaces, end with the run"
+        );
+    }
     let systems: Vec<System> = parse_list(&cli.systems)?;
     let workloads: Vec<Workload> = parse_list(&cli.workload)?;
     if cli.runs == 0 {
@@ -148,8 +162,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let testbed = Testbed::new(&repo);
     let kafka = Kafka::new(&testbed.script, KAFKA_VERSION, "INFO", &out)?;
     let legacy_kafka = Kafka::new(&testbed.script, LEGACY_KAFKA_VERSION, "INFO", &out)?;
+    let specs = match &cli.wan {
+        None => ClusterSpec::loopback(),
+        Some(spec) => {
+            eprintln!("benchkit: bringing up the WAN link ({spec})");
+            let link = Link::up(&repo, spec, &out.join("wan.log"))?;
+            // Before any client or child exists: they all start on the target's side.
+            link.enter_target_side()?;
+            ClusterSpec::wan(wan::source_namespace())
+        }
+    };
     let mut bootstraps = Vec::new();
-    for spec in [&clusters::SOURCE, &clusters::TARGET] {
+    for spec in &specs {
         eprintln!(
             "benchkit: starting cluster {} (Kafka {KAFKA_VERSION}, -Xmx{})",
             spec.name, cli.broker_heap
@@ -157,8 +181,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let log = out.join(format!("{}-start.log", spec.name));
         bootstraps.push(testbed.start(spec, &cli.broker_heap, cli.keep_clusters, &log)?);
     }
-    let source = Cluster::connect(clusters::SOURCE.name, &bootstraps[0])?;
-    let target = Cluster::connect(clusters::TARGET.name, &bootstraps[1])?;
+    let [source_spec, target_spec] = &specs;
+    let source = Cluster::connect(source_spec.name, &bootstraps[0])?;
+    let target = Cluster::connect(target_spec.name, &bootstraps[1])?;
 
     let settings = Settings {
         size: cli.size.0,
@@ -169,6 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         latency_measured: Duration::from_secs(cli.latency_seconds),
         time_limit: Duration::from_secs(cli.time_limit),
         reuse_fill: cli.keep_clusters,
+        long_link: cli.wan.is_some(),
     };
     let bench = Bench {
         settings: &settings,
@@ -177,8 +203,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         testbed: &testbed,
         source: &source,
         target: &target,
-        source_name: clusters::SOURCE.name,
-        target_name: clusters::TARGET.name,
+        source_name: source_spec.name,
+        target_name: target_spec.name,
+        source_namespace: source_spec.namespace.as_deref(),
         programs: Programs {
             strait: &strait,
             kafka: &kafka,
@@ -200,6 +227,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         })?;
         report.workloads.push(workload_report);
+        report.environment.load_average_at_end = load_average();
         write_report(&report, &out, &bench_dir)?;
     }
     println!("{}", report::markdown(&report));
@@ -250,6 +278,14 @@ fn environment(repo: &Path, cli: &Cli, stamp: &str) -> Environment {
         .and_then(|l| l.split(':').nth(1))
         .map(|m| m.trim().to_string())
         .unwrap_or_else(|| "unknown CPU".to_string());
+    let network = match &cli.wan {
+        None => "loopback network".to_string(),
+        Some(spec) => format!(
+            "emulated WAN {spec} (testbed/wan; source cluster in namespace {}, target cluster and mirror in {})",
+            wan::source_namespace(),
+            wan::target_namespace()
+        ),
+    };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory_gib = read("/proc/meminfo")
         .lines()
@@ -272,17 +308,30 @@ fn environment(repo: &Path, cli: &Cli, stamp: &str) -> Environment {
     Environment {
         date_utc: stamp.to_string(),
         command: format!(
-            "testbed/bench --size {} --runs {} --systems {} --workload {}",
-            cli.size, cli.runs, cli.systems, cli.workload
+            "testbed/bench --size {} --runs {} --systems {} --workload {}{}",
+            cli.size,
+            cli.runs,
+            cli.systems,
+            cli.workload,
+            cli.wan.as_ref().map_or(String::new(), |w| format!(" --wan {w}"))
         ),
-        machine: format!("{cpu}, {cores} cores, {memory_gib:.0} GiB RAM, Linux {kernel}, loopback network"),
+        machine: format!("{cpu}, {cores} cores, {memory_gib:.0} GiB RAM, Linux {kernel}, {network}"),
         versions: format!(
             "strait {revision} (release build); brokers Kafka {KAFKA_VERSION} (KRaft, 1 broker each, -Xmx{}); \
              MirrorMaker 2 {KAFKA_VERSION}; MirrorMaker 1 {LEGACY_KAFKA_VERSION}; {java}",
             cli.broker_heap
         ),
-        load_average_at_start: read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load_average_at_start: load_average(),
+        load_average_at_end: String::new(),
     }
+}
+
+fn load_average() -> String {
+    read("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn read(path: &str) -> String {

@@ -24,6 +24,8 @@ pub struct MirrorJob<'a> {
     pub topics: Vec<String>,
     pub source: &'a str,
     pub target: &'a str,
+    /// The source is across an emulated WAN: tuned consumers autotune their buffers.
+    pub long_link: bool,
     pub dir: PathBuf,
 }
 
@@ -142,7 +144,7 @@ impl MirrorJob<'_> {
             for (key, value) in tuned_producer(self.workload) {
                 writeln!(config, "{TARGET_ALIAS}.producer.{key} = {value}").unwrap();
             }
-            for (key, value) in tuned_consumer() {
+            for (key, value) in tuned_consumer(self.long_link) {
                 writeln!(config, "{alias}.consumer.{key} = {value}").unwrap();
             }
         }
@@ -154,7 +156,7 @@ impl MirrorJob<'_> {
             "bootstrap.servers = {}\ngroup.id = {}\nauto.offset.reset = earliest\n",
             self.source, self.alias
         );
-        for (key, value) in tuned_consumer() {
+        for (key, value) in tuned_consumer(self.long_link) {
             writeln!(config, "{key} = {value}").unwrap();
         }
         config
@@ -182,13 +184,19 @@ pub fn tuned_producer(workload: Workload) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The tuned Java consumer: large fetches.
-pub fn tuned_consumer() -> Vec<(&'static str, String)> {
-    vec![
+/// The tuned Java consumer: large fetches; across a long link, a receive buffer that
+/// the kernel autotunes instead of the fixed 64 KiB that caps a connection at 64 KiB
+/// per round trip (tuning/README.md).
+pub fn tuned_consumer(long_link: bool) -> Vec<(&'static str, String)> {
+    let mut settings = vec![
         ("fetch.max.bytes", (64u64 << 20).to_string()),
         ("max.partition.fetch.bytes", (4u64 << 20).to_string()),
         ("max.poll.records", "4096".to_string()),
-    ]
+    ];
+    if long_link {
+        settings.push(("receive.buffer.bytes", "-1".to_string()));
+    }
+    settings
 }
 
 #[cfg(test)]
@@ -203,6 +211,7 @@ mod tests {
             topics: vec!["bench-w1".to_string(), "lat-w1-r1".to_string()],
             source: "127.0.0.1:1",
             target: "127.0.0.1:2",
+            long_link: false,
             dir: PathBuf::from("/nonexistent"),
         }
     }
@@ -225,6 +234,22 @@ mod tests {
         }
         let defaults = job(System::Mm2).mm2_config();
         assert!(!defaults.contains("tasks.max") && !defaults.contains("producer."));
+    }
+
+    #[test]
+    fn across_a_long_link_tuned_consumers_autotune_their_receive_buffer() {
+        let mut far = job(System::Mm2Tuned);
+        far.long_link = true;
+        assert!(far
+            .mm2_config()
+            .lines()
+            .any(|l| l == "w1r1x.consumer.receive.buffer.bytes = -1"));
+        assert!(far
+            .mm1_consumer_config()
+            .contains("receive.buffer.bytes = -1"));
+        assert!(!job(System::Mm2Tuned)
+            .mm2_config()
+            .contains("receive.buffer"));
     }
 
     #[test]

@@ -101,30 +101,6 @@ impl FromStr for System {
     }
 }
 
-/// Where the bytes travel between the clusters and the mirror.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Network {
-    Loopback,
-    /// `--wan rtt=100ms,rate=1gbit,loss=0.1%`: the source cluster behind a user-space
-    /// delay line, in its own network namespace.
-    Wan(String),
-}
-
-impl Network {
-    /// TODO(issue 4, item 3): the delay line and the namespaces are being built
-    /// separately; once they exist, start the source cluster behind them here and run
-    /// the same comparison across the emulated WAN.
-    pub fn ensure_available(&self) -> anyhow::Result<()> {
-        match self {
-            Network::Loopback => Ok(()),
-            Network::Wan(spec) => bail!(
-                "--wan {spec}: WAN emulation (delay line over tun devices, network namespaces) \
-                 is not built yet; run without --wan for loopback"
-            ),
-        }
-    }
-}
-
 pub fn parse_list<T: FromStr<Err = anyhow::Error>>(text: &str) -> anyhow::Result<Vec<T>> {
     let items = text
         .split(',')

@@ -41,6 +41,30 @@ pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> anyhow:
     spawn_with_env(name, program, args, &[], log)
 }
 
+/// Starts `program` inside network `namespace` (through `ip netns exec`, which becomes
+/// the program), or here when it is `None`.
+pub fn spawn_in(
+    namespace: Option<&str>,
+    name: &str,
+    program: &Path,
+    args: &[String],
+    log: &Path,
+) -> anyhow::Result<Child> {
+    match namespace {
+        None => spawn(name, program, args, log),
+        Some(namespace) => {
+            let mut wrapped = vec![
+                "netns".to_string(),
+                "exec".to_string(),
+                namespace.to_string(),
+                program.display().to_string(),
+            ];
+            wrapped.extend(args.iter().cloned());
+            spawn(name, Path::new("ip"), &wrapped, log)
+        }
+    }
+}
+
 pub fn spawn_with_env(
     name: &str,
     program: &Path,
@@ -147,11 +171,16 @@ impl Child {
         })
     }
 
-    /// The last lines of the log, for an error message.
-    pub fn log_tail(&self, lines: usize) -> String {
+    /// ": <last line of the log>", or nothing for an empty log: the end of an error
+    /// message.
+    pub fn last_words(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        text.lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(|l| format!(": {l}"))
+            .unwrap_or_default()
     }
 }
 

@@ -88,6 +88,8 @@ pub struct Environment {
     pub machine: String,
     pub versions: String,
     pub load_average_at_start: String,
+    /// Updated after each workload: other work on the machine shows here.
+    pub load_average_at_end: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -171,8 +173,8 @@ pub fn markdown(report: &Report) -> String {
     writeln!(out, "Versions: {}  ", env.versions).unwrap();
     writeln!(
         out,
-        "Load average at start: {}  ",
-        env.load_average_at_start
+        "Load average (1, 5, 15 min) at start: {}; at end: {}  ",
+        env.load_average_at_start, env.load_average_at_end
     )
     .unwrap();
     writeln!(out, "Command: `{}`", env.command).unwrap();
