@@ -408,7 +408,8 @@ fn window_limited_is_diagnosed(mirror_namespace: &str, dir: &std::path::Path) {
         &ProduceOptions::default(),
     );
     let mut flow = FlowFile::new(Cluster::Source, Cluster::Source, &[&topic]);
-    flow.extra.push("src.receive.buffer.bytes = 16384".into());
+    let buffer_key = format!("{}.receive.buffer.bytes", flow.source_alias);
+    flow.extra.push(format!("{buffer_key} = 16384"));
     let config = dir.join("window.properties");
     std::fs::write(&config, flow.render()).expect("write the properties file");
 
@@ -423,7 +424,7 @@ fn window_limited_is_diagnosed(mirror_namespace: &str, dir: &std::path::Path) {
         .find(|line| line.contains("strait::status") && line.contains("window-limited: rtt"))
         .expect("the status line with the diagnosis");
     assert!(
-        status.contains("src.receive.buffer.bytes=16384") && status.contains("strait tune --rtt"),
+        status.contains(&format!("{buffer_key}=16384")) && status.contains("strait tune --rtt"),
         "the diagnosis names the setting and the tune command: {status}"
     );
     assert!(status.contains("fetch connections"), "{status}");
@@ -447,7 +448,7 @@ fn window_limited_is_diagnosed(mirror_namespace: &str, dir: &std::path::Path) {
         ],
     );
     assert!(
-        advice.contains("src.receive.buffer.bytes = 16384")
+        advice.contains(&format!("{buffer_key} = 16384"))
             && advice.contains("remove the line to let the kernel autotune"),
         "strait tune names the small buffer and its fix:\n{advice}"
     );
@@ -457,7 +458,10 @@ fn window_limited_is_diagnosed(mirror_namespace: &str, dir: &std::path::Path) {
     );
     let measured_rtt = millis_after(
         &measured,
-        &format!("measured rtt to src ({SOURCE_HOST}:19092): "),
+        &format!(
+            "measured rtt to {} ({SOURCE_HOST}:19092): ",
+            flow.source_alias
+        ),
     )
     .unwrap_or_else(|| panic!("no measured rtt in:\n{measured}"));
     assert!(
