@@ -296,6 +296,28 @@ fn a_group_fails_over_exactly_across_transactions() {
     let (status, log) = strait.stop();
     assert!(status.success(), "strait exited with {status}; log:\n{log}");
     assert_exact_failover(&topic, &before, &after);
+
+    // Each map write supersedes the previous one of its partition: the topic must roll
+    // segments often enough for compaction to drop them.
+    let maps_topic = format!("strait.offset-maps.{}.internal", flow.source_alias);
+    let described = kafka_tool(
+        Cluster::Target,
+        "configs",
+        &[
+            "--bootstrap-server",
+            Cluster::Target.bootstrap(),
+            "--describe",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            &maps_topic,
+        ],
+    );
+    let described = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.contains("cleanup.policy=compact") && described.contains("segment.ms=3600000"),
+        "{maps_topic} configs:\n{described}"
+    );
 }
 
 /// MM2's `RemoteClusterUtils.translateOffsets` for `group`, read from the

@@ -201,8 +201,9 @@ impl SourceLinks {
             .map(|link| u32::from(link.planner.lanes()))
             .sum();
         Some(format!(
-            "rtt {:.0} ms, {connections} fetch connections",
-            rtt.as_secs_f64() * 1e3
+            "rtt {:.0} ms, {connections} fetch connection{}",
+            rtt.as_secs_f64() * 1e3,
+            if connections == 1 { "" } else { "s" }
         ))
     }
 }

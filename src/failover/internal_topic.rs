@@ -33,20 +33,28 @@ fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
 
-/// Creates `topic` compacted with one partition unless it exists.
+/// Creates `topic` compacted with one partition, plus `extra_configs`, unless it exists.
 pub async fn ensure_compacted_topic(
     client: &ClusterClient,
     topic: &str,
     replication_factor: i16,
+    extra_configs: &[(&'static str, &'static str)],
 ) -> Result<(), FailoverError> {
+    let configs = [("cleanup.policy", "compact")]
+        .iter()
+        .chain(extra_configs)
+        .map(|(name, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_value(Some(StrBytes::from_static_str(value)))
+        })
+        .collect();
     let request = CreateTopicsRequest::default()
         .with_topics(vec![CreatableTopic::default()
             .with_name(topic_name(topic))
             .with_num_partitions(1)
             .with_replication_factor(replication_factor)
-            .with_configs(vec![CreatableTopicConfig::default()
-                .with_name(StrBytes::from_static_str("cleanup.policy"))
-                .with_value(Some(StrBytes::from_static_str("compact")))])])
+            .with_configs(configs)])
         .with_timeout_ms(30_000);
     let response = client.send_any(request).await?;
     for created in response.topics {

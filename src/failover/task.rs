@@ -147,6 +147,11 @@ pub async fn load_maps(
 /// How long one step of the task (a write, listing groups, one group's checkpoint)
 /// may take. Each request has its own timeout, but a step that stalls anyway would
 /// hold up everything behind it: the offset maps, the other groups, the flow's stop.
+/// Every map write carries a partition's whole map, so all but the newest per key are
+/// garbage; with the broker's default week-long segments a quiet flow's topic would never
+/// be compacted and each start would read its whole history.
+const OFFSET_MAPS_TOPIC_CONFIGS: &[(&str, &str)] = &[("segment.ms", "3600000")];
+
 const STEP_LIMIT: Duration = Duration::from_secs(30);
 
 /// `step`, or [`FailoverError::Stalled`] once it has taken `limit`.
@@ -186,16 +191,22 @@ impl FailoverTask {
         let source = client(source);
         let target = client(target);
         let factor = feasible_replication(&target, settings.replication_factor).await?;
-        ensure_compacted_topic(&target, &offset_maps_topic(&settings.source_alias), factor).await?;
+        ensure_compacted_topic(
+            &target,
+            &offset_maps_topic(&settings.source_alias),
+            factor,
+            OFFSET_MAPS_TOPIC_CONFIGS,
+        )
+        .await?;
         if settings.checkpoints.is_some() {
             let factor =
                 feasible_replication(&target, settings.checkpoints_replication_factor).await?;
-            ensure_compacted_topic(&target, &settings.checkpoints_topic, factor).await?;
+            ensure_compacted_topic(&target, &settings.checkpoints_topic, factor, &[]).await?;
         }
         if settings.heartbeats.is_some() {
             let factor =
                 feasible_replication(&target, settings.heartbeats_replication_factor).await?;
-            ensure_compacted_topic(&target, &settings.heartbeats_topic, factor).await?;
+            ensure_compacted_topic(&target, &settings.heartbeats_topic, factor, &[]).await?;
         }
         if let Some((location, topic)) = &settings.offset_syncs {
             let cluster = match location {
@@ -204,7 +215,7 @@ impl FailoverTask {
             };
             let factor =
                 feasible_replication(cluster, settings.offset_syncs_replication_factor).await?;
-            ensure_compacted_topic(cluster, topic, factor).await?;
+            ensure_compacted_topic(cluster, topic, factor, &[]).await?;
         }
         let mut maps = FlowMaps::new(settings.offset_lag_max);
         for (partition, map) in load_maps(&target, &settings.source_alias).await? {
