@@ -4,30 +4,10 @@
 mod common;
 
 use common::{
-    assert_same_records, base_timestamp, create_topic, end_offsets, kafka_tool, partition_count,
-    produce, read_topic, unique_topic, Cluster, Compare, FlowFile, NewRecord, ProduceOptions,
-    Record, Strait,
+    assert_same_records, counts_per_partition, create_topic, end_offsets, kafka_tool,
+    partition_count, produce, read_topic, spread_records, unique_topic, Cluster, Compare, FlowFile,
+    ProduceOptions, Strait,
 };
-
-fn records(topic: &str, partitions: i32, count: usize) -> Vec<NewRecord> {
-    (0..count)
-        .map(|i| {
-            NewRecord::new()
-                .in_partition(i as i32 % partitions)
-                .with_key(format!("{topic}-{i}"))
-                .with_value(format!("value {i} of {topic}"))
-                .with_timestamp(base_timestamp() + i as i64)
-        })
-        .collect()
-}
-
-fn counts(records: &[Record], partitions: i32) -> Vec<i64> {
-    let mut counts = vec![0; partitions as usize];
-    for record in records {
-        counts[record.partition as usize] += 1;
-    }
-    counts
-}
 
 fn topics_tool(args: &[&str]) {
     let mut all = vec!["--bootstrap-server", Cluster::Source.bootstrap()];
@@ -49,7 +29,7 @@ fn new_topics_added_partitions_and_deleted_topics_are_followed_while_running() {
     produce(
         Cluster::Source,
         &first,
-        &records(&first, 2, 1_000),
+        &spread_records(&first, 2, 1_000),
         &ProduceOptions::default(),
     );
 
@@ -68,7 +48,7 @@ fn new_topics_added_partitions_and_deleted_topics_are_followed_while_running() {
     strait.wait_for_counts(
         Cluster::Target,
         &flow.remote(&first),
-        &counts(&source_first, 2),
+        &counts_per_partition(&source_first, 2),
     );
 
     // A topic created while strait runs.
@@ -76,14 +56,14 @@ fn new_topics_added_partitions_and_deleted_topics_are_followed_while_running() {
     produce(
         Cluster::Source,
         &later,
-        &records(&later, 3, 900),
+        &spread_records(&later, 3, 900),
         &ProduceOptions::default(),
     );
     let source_later = read_topic(Cluster::Source, &later);
     strait.wait_for_counts(
         Cluster::Target,
         &flow.remote(&later),
-        &counts(&source_later, 3),
+        &counts_per_partition(&source_later, 3),
     );
 
     // Partitions added to a mirrored topic: the target grows, the new partitions flow,
@@ -92,14 +72,14 @@ fn new_topics_added_partitions_and_deleted_topics_are_followed_while_running() {
     produce(
         Cluster::Source,
         &first,
-        &records(&format!("{first}-grown"), 4, 800),
+        &spread_records(&format!("{first}-grown"), 4, 800),
         &ProduceOptions::default(),
     );
     let source_first = read_topic(Cluster::Source, &first);
     strait.wait_for_counts(
         Cluster::Target,
         &flow.remote(&first),
-        &counts(&source_first, 4),
+        &counts_per_partition(&source_first, 4),
     );
     assert_eq!(partition_count(Cluster::Target, &flow.remote(&first)), 4);
 

@@ -259,30 +259,59 @@ fn records(tag: &str, round: usize, count: usize, partitions: i32) -> Vec<NewRec
         .collect()
 }
 
+#[derive(Clone, Copy)]
+enum Transaction {
+    Commit,
+    Abort,
+}
+
+/// `rounds` times: `plain` records, then one transaction of `per_transaction` records
+/// for each outcome, in the order given.
+fn produce_rounds(
+    topic: &str,
+    partitions: i32,
+    rounds: std::ops::Range<usize>,
+    plain: usize,
+    per_transaction: usize,
+    outcomes: &[Transaction],
+) {
+    let options = ProduceOptions::default();
+    for round in rounds {
+        produce(
+            Cluster::Source,
+            topic,
+            &records("plain", round, plain, partitions),
+            &options,
+        );
+        let steps: Vec<TxnStep> = outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Transaction::Commit => {
+                    TxnStep::Commit(records("committed", round, per_transaction, partitions))
+                }
+                Transaction::Abort => {
+                    TxnStep::Abort(records("aborted", round, per_transaction, partitions))
+                }
+            })
+            .collect();
+        produce_transactions(Cluster::Source, topic, &steps, &options);
+    }
+}
+
 #[test]
 fn a_group_fails_over_exactly_across_transactions() {
     const PARTITIONS: i32 = 2;
     let topic = unique_topic("failover-txn");
     let group = unique_topic("failover-group");
     create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
-    let options = ProduceOptions::default();
-    for round in 0..3 {
-        produce(
-            Cluster::Source,
-            &topic,
-            &records("plain", round, 40, PARTITIONS),
-            &options,
-        );
-        produce_transactions(
-            Cluster::Source,
-            &topic,
-            &[
-                TxnStep::Commit(records("committed", round, 20, PARTITIONS)),
-                TxnStep::Abort(records("aborted", round, 20, PARTITIONS)),
-            ],
-            &options,
-        );
-    }
+    produce_rounds(
+        &topic,
+        PARTITIONS,
+        0..3,
+        40,
+        20,
+        &[Transaction::Commit, Transaction::Abort],
+    );
     // 20 + 10: the first partition stops right after a transaction (its position is
     // the commit marker), the second inside one.
     let before = read_part_and_commit(&topic, &group, &[30, 25]);
@@ -353,24 +382,14 @@ fn mm2_reads_straits_checkpoints_as_strait_translates() {
     let topic = unique_topic("failover-mm2-tools");
     let group = unique_topic("failover-mm2-group");
     create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
-    let options = ProduceOptions::default();
-    for round in 0..2 {
-        produce(
-            Cluster::Source,
-            &topic,
-            &records("plain", round, 60, PARTITIONS),
-            &options,
-        );
-        produce_transactions(
-            Cluster::Source,
-            &topic,
-            &[
-                TxnStep::Abort(records("aborted", round, 30, PARTITIONS)),
-                TxnStep::Commit(records("committed", round, 30, PARTITIONS)),
-            ],
-            &options,
-        );
-    }
+    produce_rounds(
+        &topic,
+        PARTITIONS,
+        0..2,
+        60,
+        30,
+        &[Transaction::Abort, Transaction::Commit],
+    );
     read_part_and_commit(&topic, &group, &[5, 25, 50]);
 
     let dir = tempfile::tempdir().unwrap();
@@ -626,27 +645,7 @@ fn a_group_fails_over_exactly_across_a_compacted_topic() {
         std::thread::sleep(Duration::from_millis(500));
     }
     // The source must not change while it is compared: stop the cleaner.
-    let altered = kafka_tool(
-        Cluster::Source,
-        "configs",
-        &[
-            "--bootstrap-server",
-            Cluster::Source.bootstrap(),
-            "--alter",
-            "--entity-type",
-            "topics",
-            "--entity-name",
-            &topic,
-            "--add-config",
-            "cleanup.policy=delete,retention.ms=-1",
-        ],
-    );
-    assert!(
-        altered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&altered.stderr)
-    );
-    std::thread::sleep(Duration::from_secs(1));
+    stop_log_cleaner(Cluster::Source, &topic);
     // Keys repeat, so the drill compares (partition, key, value) sets below.
     let surviving = read_topic(Cluster::Source, &topic);
     let per_partition = |p: i32| surviving.iter().filter(|r| r.partition == p).count();
@@ -851,24 +850,14 @@ fn the_drill_with_mm2_on_the_same_data_re_reads_where_strait_does_not() {
     let unique = topic.replace(['-', '.', '_'], "");
     let (mm2_source, mm2_target) = (format!("{unique}s"), format!("{unique}t"));
     create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
-    let options = ProduceOptions::default();
-    for round in 0..2 {
-        produce(
-            Cluster::Source,
-            &topic,
-            &records("plain", round, 200, PARTITIONS),
-            &options,
-        );
-        produce_transactions(
-            Cluster::Source,
-            &topic,
-            &[
-                TxnStep::Commit(records("committed", round, 40, PARTITIONS)),
-                TxnStep::Abort(records("aborted", round, 40, PARTITIONS)),
-            ],
-            &options,
-        );
-    }
+    produce_rounds(
+        &topic,
+        PARTITIONS,
+        0..2,
+        200,
+        40,
+        &[Transaction::Commit, Transaction::Abort],
+    );
     let source: Vec<(i32, String)> = read_topic(Cluster::Source, &topic)
         .into_iter()
         .map(|r| {
@@ -939,21 +928,13 @@ fn a_planned_switch_over_commits_the_translated_offsets_with_strait_offsets_fail
     let topic = unique_topic("switch-over");
     let group = unique_topic("switch-over-group");
     create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
-    let options = ProduceOptions::default();
-    produce(
-        Cluster::Source,
+    produce_rounds(
         &topic,
-        &records("plain", 0, 60, PARTITIONS),
-        &options,
-    );
-    produce_transactions(
-        Cluster::Source,
-        &topic,
-        &[
-            TxnStep::Abort(records("aborted", 0, 20, PARTITIONS)),
-            TxnStep::Commit(records("committed", 0, 20, PARTITIONS)),
-        ],
-        &options,
+        PARTITIONS,
+        0..1,
+        60,
+        20,
+        &[Transaction::Abort, Transaction::Commit],
     );
     let before = read_part_and_commit(&topic, &group, &[35, 10]);
 
@@ -974,7 +955,7 @@ fn a_planned_switch_over_commits_the_translated_offsets_with_strait_offsets_fail
         Cluster::Source,
         &topic,
         &records("later", 1, 40, PARTITIONS),
-        &options,
+        &ProduceOptions::default(),
     );
     let mut strait = Strait::start(std::path::Path::new(config));
     strait.wait_for_counts(Cluster::Target, &remote, &[60, 60]);

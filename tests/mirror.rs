@@ -6,9 +6,10 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::{
-    assert_same_records, base_timestamp, create_topic, end_offsets, kafka_tool, produce,
-    produce_transactions, read_topic, strait_command, unique_topic, Cluster, Compare, Compression,
-    FlowFile, NewRecord, ProduceOptions, Record, Strait, TxnStep,
+    assert_same_records, base_timestamp, counts_per_partition, create_topic, end_offsets,
+    kafka_tool, produce, produce_transactions, read_topic, stop_log_cleaner, strait_command,
+    unique_topic, Cluster, Compare, Compression, FlowFile, NewRecord, ProduceOptions, Record,
+    Strait, TxnStep,
 };
 
 /// Keys, null keys, null and empty values, headers (repeated keys, null values),
@@ -39,14 +40,6 @@ fn varied_records(count: usize, partitions: i32, tag: &str) -> Vec<NewRecord> {
         .collect()
 }
 
-fn expected_counts(records: &[Record], partitions: i32) -> Vec<i64> {
-    let mut counts = vec![0i64; partitions as usize];
-    for record in records {
-        counts[record.partition as usize] += 1;
-    }
-    counts
-}
-
 /// Runs strait on one flow until each topic's copy holds the records of `expected`
 /// (per partition), stops it with SIGTERM and returns strait's log.
 fn mirror_until_copied(flow: &FlowFile, expected: &[(&str, &[Record], i32)]) -> String {
@@ -56,7 +49,7 @@ fn mirror_until_copied(flow: &FlowFile, expected: &[(&str, &[Record], i32)]) -> 
         strait.wait_for_counts(
             flow.target,
             &flow.remote(topic),
-            &expected_counts(records, *partitions),
+            &counts_per_partition(records, *partitions),
         );
     }
     let (status, log) = strait.stop();
@@ -307,27 +300,7 @@ fn a_compacted_topic_arrives_with_its_surviving_records_in_order() {
         );
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    let altered = kafka_tool(
-        Cluster::Source,
-        "configs",
-        &[
-            "--bootstrap-server",
-            Cluster::Source.bootstrap(),
-            "--alter",
-            "--entity-type",
-            "topics",
-            "--entity-name",
-            &topic,
-            "--add-config",
-            "cleanup.policy=delete,retention.ms=-1",
-        ],
-    );
-    assert!(
-        altered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&altered.stderr)
-    );
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    stop_log_cleaner(Cluster::Source, &topic);
     let source = read_topic(Cluster::Source, &topic);
     assert!(source.len() < produced, "compaction removed records");
 

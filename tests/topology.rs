@@ -19,25 +19,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use common::{
-    assert_same_records, base_timestamp, create_topic, produce, read_topic, strait_command,
-    testbed, unique_alias, unique_topic, Cluster, Compare, NewRecord, ProduceOptions, Strait,
+    assert_same_records, create_topic, produce, read_topic, spread_records, strait_command,
+    testbed, unique_alias, unique_topic, Cluster, Compare, ProduceOptions, Strait,
 };
 
 // A guard against hanging when something is broken, far above any honest wait here.
 const WAIT_LIMIT: Duration = Duration::from_secs(180);
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn records(topic: &str, partitions: i32, count: usize) -> Vec<NewRecord> {
-    (0..count)
-        .map(|i| {
-            NewRecord::new()
-                .in_partition(i as i32 % partitions)
-                .with_key(format!("{topic}-{i}"))
-                .with_value(format!("value {i} of {topic}"))
-                .with_timestamp(base_timestamp() + i as i64)
-        })
-        .collect()
-}
 
 fn regex_escape(text: &str) -> String {
     text.chars()
@@ -180,13 +168,13 @@ fn active_active_keeps_one_remote_copy_each_way_and_no_cycles() {
     produce(
         Cluster::Source,
         &on_a,
-        &records(&on_a, 2, 400),
+        &spread_records(&on_a, 2, 400),
         &ProduceOptions::default(),
     );
     produce(
         Cluster::Target,
         &on_b,
-        &records(&on_b, 3, 300),
+        &spread_records(&on_b, 3, 300),
         &ProduceOptions::default(),
     );
 
@@ -201,13 +189,13 @@ fn active_active_keeps_one_remote_copy_each_way_and_no_cycles() {
     produce(
         Cluster::Source,
         &on_a,
-        &records(&format!("{on_a}-more"), 2, 100),
+        &spread_records(&format!("{on_a}-more"), 2, 100),
         &ProduceOptions::default(),
     );
     produce(
         Cluster::Target,
         &on_b,
-        &records(&format!("{on_b}-more"), 3, 90),
+        &spread_records(&format!("{on_b}-more"), 3, 90),
         &ProduceOptions::default(),
     );
     strait.wait_for_counts(Cluster::Target, &remote_a, &[250, 250]);
@@ -283,13 +271,13 @@ fn clusters_option_runs_only_the_flows_into_the_listed_targets() {
     produce(
         Cluster::Source,
         &on_a,
-        &records(&on_a, 1, 50),
+        &spread_records(&on_a, 1, 50),
         &ProduceOptions::default(),
     );
     produce(
         Cluster::Target,
         &on_b,
-        &records(&on_b, 1, 50),
+        &spread_records(&on_b, 1, 50),
         &ProduceOptions::default(),
     );
     let dir = tempfile::tempdir().unwrap();
@@ -455,13 +443,13 @@ fn hub_and_spoke_three_sources_into_one_hub_from_one_process() {
     produce(
         Cluster::Source,
         &one,
-        &records(&one, 2, 200),
+        &spread_records(&one, 2, 200),
         &ProduceOptions::default(),
     );
     produce(
         Cluster::Legacy,
         &two,
-        &records(&two, 2, 200),
+        &spread_records(&two, 2, 200),
         &ProduceOptions::default(),
     );
     let written = produce_at(&third.bootstrap, &three, 150);

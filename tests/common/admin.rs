@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 
-use super::cluster::Cluster;
+use super::cluster::{kafka_tool, Cluster};
 
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -123,4 +123,31 @@ fn block_on<F: Future>(future: F) -> F::Output {
         .build()
         .expect("tokio runtime for the admin client")
         .block_on(future)
+}
+
+/// Stops the log cleaner on a compacted `topic` (cleanup.policy=delete, no retention),
+/// so that it no longer changes while a test compares it with its copy.
+pub fn stop_log_cleaner(cluster: Cluster, topic: &str) {
+    let altered = kafka_tool(
+        cluster,
+        "configs",
+        &[
+            "--bootstrap-server",
+            cluster.bootstrap(),
+            "--alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            topic,
+            "--add-config",
+            "cleanup.policy=delete,retention.ms=-1",
+        ],
+    );
+    assert!(
+        altered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&altered.stderr)
+    );
+    // The broker applies topic configs asynchronously.
+    std::thread::sleep(Duration::from_secs(1));
 }

@@ -12,7 +12,9 @@ mod produce;
 mod records;
 mod strait;
 
-pub use admin::{create_topic, create_topic_with_replication, delete_topic, unique_topic};
+pub use admin::{
+    create_topic, create_topic_with_replication, delete_topic, stop_log_cleaner, unique_topic,
+};
 pub use cluster::{kafka_tool, testbed, Cluster};
 pub use consume::{
     end_offsets, partition_count, read_topic, read_topic_with, start_offsets, topic_exists,
@@ -24,7 +26,7 @@ pub use produce::{
 };
 pub use rdkafka::message::Timestamp;
 pub use records::{
-    assert_same_records, base_timestamp, first_difference, sort_records, Compare, Header,
-    NewRecord, Record,
+    assert_same_records, base_timestamp, counts_per_partition, first_difference, sort_records,
+    spread_records, Compare, Header, NewRecord, Record,
 };
 pub use strait::{strait_command, unique_alias, FlowFile, Strait};

@@ -249,3 +249,26 @@ pub fn base_timestamp() -> i64 {
         now - 3_600_000
     })
 }
+
+/// `count` records spread round-robin over `partitions`, keyed and valued by `topic` and
+/// their number, with increasing timestamps.
+pub fn spread_records(topic: &str, partitions: i32, count: usize) -> Vec<NewRecord> {
+    (0..count)
+        .map(|i| {
+            NewRecord::new()
+                .in_partition(i as i32 % partitions)
+                .with_key(format!("{topic}-{i}"))
+                .with_value(format!("value {i} of {topic}"))
+                .with_timestamp(base_timestamp() + i as i64)
+        })
+        .collect()
+}
+
+/// How many of `records` each of `partitions` partitions holds.
+pub fn counts_per_partition(records: &[Record], partitions: i32) -> Vec<i64> {
+    let mut counts = vec![0i64; partitions as usize];
+    for record in records {
+        counts[record.partition as usize] += 1;
+    }
+    counts
+}
