@@ -130,24 +130,12 @@ impl Bench<'_> {
                 workload.describe()
             );
             let log = self.out.join(format!("fill-{}.log", workload.name()));
-            let mut args = vec![
-                "--bootstrap-server".to_string(),
-                self.source.bootstrap.clone(),
-                "--topic".to_string(),
-                topic.clone(),
-                "--num-records".to_string(),
-                records.to_string(),
-                "--payload-file".to_string(),
-                payload_file.display().to_string(),
-                "--throughput".to_string(),
-                "-1".to_string(),
-                "--command-property".to_string(),
-            ];
-            args.extend(
-                workload
-                    .producer_settings()
-                    .into_iter()
-                    .map(|(key, value)| format!("{key}={value}")),
+            let args = ceiling::producer_performance_args(
+                &self.source.bootstrap,
+                &topic,
+                workload,
+                records,
+                &payload_file,
             );
             let filler = self.programs.kafka.spawn_in(
                 self.source_namespace,

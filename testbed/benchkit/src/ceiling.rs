@@ -107,22 +107,18 @@ pub struct ProducerRun {
 }
 
 /// Writes `records` records from the payload file into `topic` on the target with
-/// ProducerPerformance, batching and compressing as the workload's source was written.
-#[allow(clippy::too_many_arguments)]
-pub fn produce(
-    kafka: &Kafka,
-    target: &Cluster,
+/// ProducerPerformance's arguments for `records` records of `payload_file` at full speed,
+/// batched and compressed as `workload` writes (the fill and the ceiling's producer).
+pub fn producer_performance_args(
+    bootstrap: &str,
     topic: &str,
     workload: Workload,
     records: u64,
     payload_file: &Path,
-    broker_pid: i32,
-    log: &Path,
-    limit: Duration,
-) -> Result<ProducerRun, String> {
+) -> Vec<String> {
     let mut args = vec![
         "--bootstrap-server".to_string(),
-        target.bootstrap.clone(),
+        bootstrap.to_string(),
         "--topic".to_string(),
         topic.to_string(),
         "--num-records".to_string(),
@@ -139,6 +135,23 @@ pub fn produce(
             .into_iter()
             .map(|(key, value)| format!("{key}={value}")),
     );
+    args
+}
+
+/// ProducerPerformance, batching and compressing as the workload's source was written.
+#[allow(clippy::too_many_arguments)]
+pub fn produce(
+    kafka: &Kafka,
+    target: &Cluster,
+    topic: &str,
+    workload: Workload,
+    records: u64,
+    payload_file: &Path,
+    broker_pid: i32,
+    log: &Path,
+    limit: Duration,
+) -> Result<ProducerRun, String> {
+    let args = producer_performance_args(&target.bootstrap, topic, workload, records, payload_file);
     let launched = Instant::now();
     let child = kafka
         .spawn(
