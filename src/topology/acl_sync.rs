@@ -161,16 +161,7 @@ pub fn missing_acls(wanted: &[TopicAcl], on_target: &[TopicAcl]) -> Vec<TopicAcl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MirrorConfig;
-
-    fn flow(extra: &str) -> FlowConfig {
-        let text = format!(
-            "clusters = A, B\nA.bootstrap.servers = a:9092\nB.bootstrap.servers = b:9092\n\
-             A->B.enabled = true\n{extra}"
-        );
-        let (config, _warnings) = MirrorConfig::parse(&text, "test.properties").unwrap();
-        config.flows[0].clone()
-    }
+    use crate::topology::test_fixtures::flow;
 
     fn acl(topic: &str, operation: AclOperation, permission: AclPermission) -> TopicAcl {
         TopicAcl {

@@ -241,16 +241,7 @@ pub fn configs_for_new_topic(
 mod tests {
     use super::*;
     use crate::config::PatternList;
-
-    fn entry(name: &str, value: &str, source: ConfigSource) -> TopicConfigEntry {
-        TopicConfigEntry {
-            name: name.to_string(),
-            value: Some(value.to_string()),
-            source,
-            read_only: false,
-            sensitive: false,
-        }
-    }
+    use crate::topology::test_fixtures::entry;
 
     fn set(name: &str, value: &str) -> ConfigOp {
         ConfigOp::Set {

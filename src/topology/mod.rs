@@ -14,6 +14,8 @@ mod error;
 pub mod partitions;
 pub mod preview;
 pub mod task;
+#[cfg(test)]
+mod test_fixtures;
 
 pub use acl_sync::{missing_acls, target_acls, AclOperation, AclPermission, TopicAcl};
 pub use admin::{

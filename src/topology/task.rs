@@ -283,35 +283,16 @@ async fn tick(ticks: &mut Option<Interval>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MirrorConfig;
     use crate::topology::acl_sync::{AclOperation, AclPermission};
     use crate::topology::config_sync::ConfigSource;
+    use crate::topology::test_fixtures::{entry, flow};
     use kafka_protocol::error::ResponseError;
-
-    fn flow(extra: &str) -> FlowConfig {
-        let text = format!(
-            "clusters = A, B\nA.bootstrap.servers = a:9092\nB.bootstrap.servers = b:9092\n\
-             A->B.enabled = true\n{extra}"
-        );
-        let (config, _warnings) = MirrorConfig::parse(&text, "test.properties").unwrap();
-        config.flows[0].clone()
-    }
 
     fn route(source: &str) -> RouteInfo {
         RouteInfo {
             source: source.to_string(),
             target: format!("A.{source}"),
             partitions: 1,
-        }
-    }
-
-    fn entry(name: &str, value: &str, source: ConfigSource) -> TopicConfigEntry {
-        TopicConfigEntry {
-            name: name.to_string(),
-            value: Some(value.to_string()),
-            source,
-            read_only: false,
-            sensitive: false,
         }
     }
 
