@@ -6,17 +6,18 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use strait::config::MirrorConfig;
-use strait::engine::FlowRunner;
+use strait::config::{FlowConfig, MirrorConfig};
+use strait::engine::{FlowReport, FlowRunner};
 use strait::failover::OffsetsView;
 use strait::offsets::{TopicPartition, Translation};
 use strait::topology::TopologySync;
 
-/// strait mirrors Kafka topics between clusters, forwarding record batches as they are.
 /// How long a stop waits for the failover tasks after the flows have stopped.
 const FAILOVER_STOP_LIMIT: Duration = Duration::from_secs(90);
 
+/// strait mirrors Kafka topics between clusters, forwarding record batches as they are.
 #[derive(Parser)]
 #[command(name = "strait", version, about)]
 struct Cli {
@@ -250,64 +251,29 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let (stop, stopped) = watch::channel(false);
+            // Installed before any flow starts: a signal while flows are still being
+            // prepared stops the ones already running cleanly instead of killing strait.
+            let stopped = stop_on_signal().context("installing the SIGINT/SIGTERM handlers")?;
+            tracing::info!(
+                flows = flows.len(),
+                "starting; SIGINT or SIGTERM stops strait cleanly at any point"
+            );
             let mut running = Vec::new();
             let mut failovers = Vec::new();
             for flow in flows {
-                let plan = strait::run::plan(&config, flow).await.with_context(|| {
-                    format!("flow {}: reading the source's topics", flow.name())
-                })?;
-                if plan.topics.is_empty() {
-                    match flow.refresh_topics {
-                        Some(interval) => tracing::warn!(flow = %flow.name(),
-                            "no source topic matches this flow's topics setting yet; looking again every {}s", interval.as_secs()),
-                        None => {
-                            tracing::warn!(flow = %flow.name(),
-                                "no source topic matches this flow's topics setting, and refresh.topics.enabled is false: nothing to mirror");
-                            continue;
-                        }
+                let mut signalled = stopped.clone();
+                let started = tokio::select! {
+                    started = start_flow(&config, flow, no_mm2_takeover, &stopped) => started?,
+                    _ = signalled.wait_for(|stop| *stop) => {
+                        tracing::info!(flow = %flow.name(), "stopped before this flow had started");
+                        break;
                     }
+                };
+                if let Some((flow_task, failover_task)) = started {
+                    running.push(flow_task);
+                    failovers.push(failover_task);
                 }
-                let spec = strait::run::flow_spec(&config, flow, &plan)?;
-                if !no_mm2_takeover {
-                    let taken = strait::run::take_over_from_mm2(flow, &spec)
-                        .await
-                        .with_context(|| {
-                            format!(
-                                "flow {}: reading MM2's progress (--no-mm2-takeover skips it)",
-                                flow.name()
-                            )
-                        })?;
-                    for seed in taken {
-                        tracing::info!(flow = %flow.name(), topic = %seed.topic_partition.topic,
-                            partition = seed.topic_partition.partition, start = seed.offset,
-                            "partition starts where MM2 stopped");
-                    }
-                }
-                let (source, target) = (spec.source.clone(), spec.target.clone());
-                let mut runner = FlowRunner::prepare(spec)
-                    .await
-                    .with_context(|| format!("flow {}: preparing", flow.name()))?;
-                let failover = strait::run::spawn_failover(flow, &mut runner, &source, &target)
-                    .await
-                    .with_context(|| {
-                        format!("flow {}: preparing offset translation", flow.name())
-                    })?;
-                failovers.push(failover);
-                let (source, target) = strait::run::flow_clients(&config, flow)?;
-                let sync = TopologySync::new(flow.clone(), source, target, runner.routes());
-                if sync.enabled() {
-                    tokio::spawn(sync.run(stopped.clone()));
-                }
-                running.push(tokio::spawn(runner.run(stopped.clone())));
             }
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!(
-                    "signal received: finishing sends in flight and committing progress"
-                );
-                let _ = stop.send(true);
-            });
             let mut stopped_partitions = 0;
             for flow in running {
                 let report = flow.await.context("a flow task panicked")?;
@@ -334,6 +300,59 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Prepares one flow and spawns its tasks: the flow itself, its offset translation and its
+/// topology sync. `None` when there is nothing to mirror and nothing to wait for.
+async fn start_flow(
+    config: &MirrorConfig,
+    flow: &FlowConfig,
+    no_mm2_takeover: bool,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<(JoinHandle<FlowReport>, JoinHandle<()>)>> {
+    let plan = strait::run::plan(config, flow)
+        .await
+        .with_context(|| format!("flow {}: reading the source's topics", flow.name()))?;
+    if plan.topics.is_empty() {
+        match flow.refresh_topics {
+            Some(interval) => tracing::warn!(flow = %flow.name(),
+                "no source topic matches this flow's topics setting yet; looking again every {}s", interval.as_secs()),
+            None => {
+                tracing::warn!(flow = %flow.name(),
+                    "no source topic matches this flow's topics setting, and refresh.topics.enabled is false: nothing to mirror");
+                return Ok(None);
+            }
+        }
+    }
+    let spec = strait::run::flow_spec(config, flow, &plan)?;
+    if !no_mm2_takeover {
+        let taken = strait::run::take_over_from_mm2(flow, &spec)
+            .await
+            .with_context(|| {
+                format!(
+                    "flow {}: reading MM2's progress (--no-mm2-takeover skips it)",
+                    flow.name()
+                )
+            })?;
+        for seed in taken {
+            tracing::info!(flow = %flow.name(), topic = %seed.topic_partition.topic,
+                partition = seed.topic_partition.partition, start = seed.offset,
+                "partition starts where MM2 stopped");
+        }
+    }
+    let (source, target) = (spec.source.clone(), spec.target.clone());
+    let mut runner = FlowRunner::prepare(spec)
+        .await
+        .with_context(|| format!("flow {}: preparing", flow.name()))?;
+    let failover = strait::run::spawn_failover(flow, &mut runner, &source, &target)
+        .await
+        .with_context(|| format!("flow {}: preparing offset translation", flow.name()))?;
+    let (source, target) = strait::run::flow_clients(config, flow)?;
+    let sync = TopologySync::new(flow.clone(), source, target, runner.routes());
+    if sync.enabled() {
+        tokio::spawn(sync.run(stopped.clone()));
+    }
+    Ok(Some((tokio::spawn(runner.run(stopped.clone())), failover)))
 }
 
 async fn offsets_command(
@@ -453,17 +472,20 @@ async fn offsets_command(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
+/// Registers the SIGINT and SIGTERM handlers now, so that from here on a signal asks for
+/// a clean stop instead of ending the process, and returns the flag that turns true then.
+fn stop_on_signal() -> std::io::Result<watch::Receiver<bool>> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+        tracing::info!("signal received: finishing sends in flight and committing progress");
+        let _ = stop.send(true);
+    });
+    Ok(stopped)
 }

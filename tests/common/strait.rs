@@ -217,13 +217,18 @@ impl Strait {
     }
 
     /// SIGTERM, then the exit status; strait drains and commits before it exits.
-    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
-        signal(self.child.id(), "TERM");
+    pub fn stop(self) -> (std::process::ExitStatus, String) {
+        self.stop_with("TERM")
+    }
+
+    /// Sends `signal_name` (TERM, INT) and waits for strait to exit.
+    pub fn stop_with(mut self, signal_name: &str) -> (std::process::ExitStatus, String) {
+        signal(self.child.id(), signal_name);
         let status =
             wait_with_limit(&mut self.child, Duration::from_secs(60)).unwrap_or_else(|| {
                 let _ = self.child.kill();
                 panic!(
-                    "strait did not exit within 60 s of SIGTERM; its log:\n{}",
+                    "strait did not exit within 60 s of SIG{signal_name}; its log:\n{}",
                     self.log()
                 )
             });
