@@ -124,7 +124,7 @@ pub fn flow_spec(
         .collect();
     let mut spec = FlowSpec::defaults(source, target, routes);
     spec.start = flow.start_position;
-    spec.memory_budget = flow.memory_budget_bytes as usize;
+    spec.memory_budget = flow.memory_budget_bytes.map(|bytes| bytes as usize);
     spec.fetch_connections = flow.fetch_connections_per_broker;
     spec.partition_fetch_bytes = flow.fetch.partition_max_bytes.max(1) as usize;
     spec.fetch_max_wait = flow.fetch.max_wait.min(Duration::from_secs(10));

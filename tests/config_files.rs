@@ -80,7 +80,7 @@ fn active_standby_example_loads_with_its_settings() {
     assert_eq!(flow.emit_checkpoints, Some(Duration::from_secs(5)));
     assert_eq!(flow.refresh_topics, Some(Duration::from_secs(10)));
     assert_eq!(flow.start_position, StartPosition::Earliest);
-    assert_eq!(flow.memory_budget_bytes, 64 * 1024 * 1024);
+    assert_eq!(flow.memory_budget_bytes, None);
     assert_eq!(flow.fetch.max_bytes, 16_777_216);
     assert_eq!(flow.fetch.isolation_level, IsolationLevel::ReadCommitted);
     assert_eq!(
@@ -137,7 +137,7 @@ fn active_active_layers_top_level_and_flow_settings() {
         assert_eq!(flow.emit_checkpoints, Some(Duration::from_secs(30)));
         assert!(flow.groups.should_replicate("consumer-group2"));
         assert!(!flow.groups.should_replicate("consumer-group3"));
-        assert_eq!(flow.memory_budget_bytes, 134_217_728);
+        assert_eq!(flow.memory_budget_bytes, Some(134_217_728));
     }
     assert_eq!(west_to_east.remote_topic("orders"), "us-west_orders");
     assert_eq!(

@@ -24,8 +24,14 @@ use super::values::{
     parse_start_position, trailing_comment, StartPosition,
 };
 
-/// strait's default in-flight memory budget per flow.
+/// strait's in-flight memory budget per flow when `strait.memory.budget.bytes` is not set
+/// and the source is near (a round trip under 5 ms).
 pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 64 * 1024 * 1024;
+/// The same across a long link (5 ms or more): each fetch connection moves at most its
+/// window per round trip and idles for a round trip between fetches, so fetches several
+/// windows large are what fills it; this is twice the bandwidth-delay product of
+/// 1 Gbit/s at 300 ms, with room on top for what waits for the target.
+pub const LONG_LINK_MEMORY_BUDGET_BYTES: u64 = 256 * 1024 * 1024;
 /// strait looks for new topics and partitions every 10 s (MM2: 10 min).
 pub const DEFAULT_REFRESH_TOPICS_INTERVAL: Duration = Duration::from_secs(10);
 const MIN_MEMORY_BUDGET_BYTES: i64 = 1024 * 1024;
@@ -124,8 +130,9 @@ pub struct FlowConfig {
     /// else the consumer's `auto.offset.reset`, else earliest as MM2).
     pub start_position: StartPosition,
     /// `strait.memory.budget.bytes`: fetched bytes not yet acknowledged by
-    /// the target, for this flow.
-    pub memory_budget_bytes: u64,
+    /// the target, for this flow. None: chosen by the link (64 MiB near, 256 MiB
+    /// across a long link).
+    pub memory_budget_bytes: Option<u64>,
     /// `strait.fetch.connections.per.broker`; None: automatic.
     pub fetch_connections_per_broker: Option<u16>,
     pub fetch: FetchSettings,
@@ -253,7 +260,7 @@ pub(crate) struct FlowSettings {
     offset_syncs_topic_location: OffsetSyncsTopicLocation,
     offset_lag_max: u64,
     start_position: Option<StartPosition>,
-    memory_budget_bytes: u64,
+    memory_budget_bytes: Option<u64>,
     fetch_connections_per_broker: Option<u16>,
 }
 
@@ -290,7 +297,7 @@ impl Default for FlowSettings {
             offset_syncs_topic_location: OffsetSyncsTopicLocation::Source,
             offset_lag_max: 100,
             start_position: None,
-            memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
+            memory_budget_bytes: None,
             fetch_connections_per_broker: None,
         }
     }
@@ -418,7 +425,7 @@ impl FlowSettings {
             START_POSITION => parse_start_position(raw).map(|p| self.start_position = Some(p)),
             MEMORY_BUDGET_BYTES => {
                 parse_in_range(raw, MIN_MEMORY_BUDGET_BYTES, i64::MAX, MEMORY_BUDGET_FIX)
-                    .map(|n| self.memory_budget_bytes = n as u64)
+                    .map(|n| self.memory_budget_bytes = Some(n as u64))
             }
             FETCH_CONNECTIONS_PER_BROKER if raw.trim().eq_ignore_ascii_case("auto") => {
                 self.fetch_connections_per_broker = None;
@@ -829,7 +836,7 @@ mod tests {
         );
         assert_eq!(settings.sync_group_offsets.periodic(), None);
         assert_eq!(settings.offset_lag_max, 100);
-        assert_eq!(settings.memory_budget_bytes, 64 * 1024 * 1024);
+        assert_eq!(settings.memory_budget_bytes, None);
     }
 
     #[test]

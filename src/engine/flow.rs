@@ -25,7 +25,7 @@ use super::error::EngineError;
 use super::events::{FlowEvent, RouteInfo};
 use super::fetch_session::{FetchSession, SessionRequest, Wanted};
 use super::ingest::ingest;
-use super::lanes::{fetch_sizing, lane_of, FetchSizing};
+use super::lanes::{fetch_sizing, lane_of, memory_budget, FetchSizing};
 use super::outcome::{
     advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome,
 };
@@ -195,7 +195,12 @@ impl FlowRunner {
             spec.source.connection.socket.recv_buffer,
             autotune_receive_max(),
         );
-        let sizing = fetch_sizing(None, spec.memory_budget, 1, spec.partition_fetch_bytes);
+        let sizing = fetch_sizing(
+            None,
+            memory_budget(spec.memory_budget, None),
+            1,
+            spec.partition_fetch_bytes,
+        );
         let mut runner = FlowRunner {
             spec,
             source,
@@ -467,7 +472,7 @@ impl FlowRunner {
             backlog_bytes: estimated_bytes(lag_records, &self.counters),
             partitions_by_broker,
             awaiting_target: self.buffered_bytes,
-            memory_budget: self.spec.memory_budget,
+            memory_budget: self.memory_budget(),
             partition_fetch_bytes: self.sizing.partition_max_bytes,
             target_broker,
         });
@@ -477,7 +482,7 @@ impl FlowRunner {
         }
         self.sizing = fetch_sizing(
             self.links.rtt(),
-            self.spec.memory_budget,
+            self.memory_budget(),
             live,
             self.spec.partition_fetch_bytes,
         );
@@ -487,6 +492,10 @@ impl FlowRunner {
         {
             tracing::warn!(flow = %self.spec.name(), "{limit}");
         }
+    }
+
+    fn memory_budget(&self) -> usize {
+        memory_budget(self.spec.memory_budget, self.links.rtt())
     }
 
     /// Appended to the status line: the measured link and what limits the flow.
@@ -553,11 +562,9 @@ impl FlowRunner {
             by_lane.entry((leader, lane)).or_default().push(index);
         }
         self.fetch_rotation = self.fetch_rotation.wrapping_add(1);
+        let budget = self.memory_budget();
         for ((leader, lane), mut indexes) in by_lane {
-            let room = self
-                .spec
-                .memory_budget
-                .saturating_sub(self.buffered_bytes + self.reserved_fetch_bytes);
+            let room = budget.saturating_sub(self.buffered_bytes + self.reserved_fetch_bytes);
             if room < self.sizing.partition_max_bytes {
                 self.links.on_held_for_memory(leader);
                 return;

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::config::{DEFAULT_MEMORY_BUDGET_BYTES, LONG_LINK_MEMORY_BUDGET_BYTES};
+
 /// Below this round-trip time one connection fills any link; the planner leaves it alone.
 pub const LONG_LINK_RTT: Duration = Duration::from_millis(5);
 /// More lanes than this buys nothing measurable and costs one fetch session each.
@@ -121,6 +123,16 @@ pub fn lane_of(ordinal: usize, lanes: u16) -> u16 {
     (ordinal % usize::from(lanes.max(1))) as u16
 }
 
+/// The flow's memory budget: as configured, else chosen by the link, larger once the
+/// source is known to be a long link away.
+pub fn memory_budget(configured: Option<usize>, rtt: Option<Duration>) -> usize {
+    match (configured, rtt) {
+        (Some(bytes), _) => bytes,
+        (None, Some(rtt)) if rtt >= LONG_LINK_RTT => LONG_LINK_MEMORY_BUDGET_BYTES as usize,
+        (None, _) => DEFAULT_MEMORY_BUDGET_BYTES as usize,
+    }
+}
+
 /// Per-partition fetch size and the most a partition may hold fetched but not yet
 /// acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +245,17 @@ mod tests {
         let lanes: Vec<u16> = (0..6).map(|ordinal| lane_of(ordinal, 4)).collect();
         assert_eq!(lanes, [0, 1, 2, 3, 0, 1]);
         assert_eq!(lane_of(5, 0), 0);
+    }
+
+    #[test]
+    fn an_unset_budget_grows_on_a_long_link_and_a_set_one_is_kept() {
+        let near = Some(Duration::from_micros(300));
+        let far = Some(Duration::from_millis(100));
+        assert_eq!(memory_budget(None, None), 64 * MIB);
+        assert_eq!(memory_budget(None, near), 64 * MIB);
+        assert_eq!(memory_budget(None, far), 256 * MIB);
+        assert_eq!(memory_budget(Some(32 * MIB), far), 32 * MIB);
+        assert_eq!(memory_budget(Some(512 * MIB), near), 512 * MIB);
     }
 
     #[test]

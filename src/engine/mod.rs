@@ -20,6 +20,7 @@ pub use error::EngineError;
 pub use events::{FlowEvent, RouteInfo};
 pub use flow::{FlowReport, FlowRunner};
 pub use ingest::{ingest, IngestError, Ingested};
+pub use lanes::memory_budget;
 pub use partition::{Fetched, MappedBatch, PartitionState, MAX_UNSETTLED_BATCHES};
 pub use spec::{ClusterEndpoint, Discovery, FlowSpec, StartPosition, TopicRoute, TopicSelector};
 pub use stats::{human_bytes, FlowCounters};

@@ -54,8 +54,9 @@ pub struct FlowSpec {
     pub target: ClusterEndpoint,
     pub topics: Vec<TopicRoute>,
     pub start: StartPosition,
-    /// Fetched bytes not yet acknowledged by the target, over all partitions.
-    pub memory_budget: usize,
+    /// Fetched bytes not yet acknowledged by the target, over all partitions; None:
+    /// chosen by the link (see `lanes::memory_budget`).
+    pub memory_budget: Option<usize>,
     pub partition_fetch_bytes: usize,
     pub fetch_max_wait: Duration,
     pub produce_timeout: Duration,
@@ -93,7 +94,7 @@ impl FlowSpec {
             target,
             topics,
             start: StartPosition::Earliest,
-            memory_budget: 64 * 1024 * 1024,
+            memory_budget: None,
             partition_fetch_bytes: 1024 * 1024,
             fetch_max_wait: Duration::from_millis(500),
             produce_timeout: Duration::from_secs(30),

@@ -70,7 +70,8 @@ pub struct FlowSettings {
     pub source_receive_buffer: Option<u32>,
     /// `<target>.send.buffer.bytes`: produce requests go out on these sockets.
     pub target_send_buffer: Option<u32>,
-    pub memory_budget: u64,
+    /// `strait.memory.budget.bytes`, None when unset.
+    pub memory_budget: Option<u64>,
 }
 
 impl StraitSettings {
@@ -372,13 +373,22 @@ fn flow_checks(
             "produce requests to the target",
         ),
     ];
-    let subject = format!(
-        "{} strait.memory.budget.bytes {}",
-        flow.name,
-        binary(flow.memory_budget)
-    );
+    let budget_bytes =
+        crate::engine::memory_budget(flow.memory_budget.map(|b| b as usize), Some(link.rtt)) as u64;
+    let subject = match flow.memory_budget {
+        Some(bytes) => format!(
+            "{} strait.memory.budget.bytes = {}",
+            flow.name,
+            binary(bytes)
+        ),
+        None => format!(
+            "{} strait.memory.budget.bytes unset: {} on this link",
+            flow.name,
+            binary(budget_bytes)
+        ),
+    };
     let wanted = (2 * bdp).next_power_of_two();
-    let budget = if flow.memory_budget >= 2 * bdp {
+    let budget = if budget_bytes >= 2 * bdp {
         Check {
             verdict: Verdict::Ok,
             subject,
@@ -387,7 +397,7 @@ fn flow_checks(
         }
     } else {
         Check {
-            verdict: if flow.memory_budget < bdp {
+            verdict: if budget_bytes < bdp {
                 Verdict::Limit
             } else {
                 Verdict::Tight
@@ -600,7 +610,7 @@ mod tests {
                 target: "west".into(),
                 source_receive_buffer: Some(16 << 20),
                 target_send_buffer: None,
-                memory_budget: 64 << 20,
+                memory_budget: Some(64 << 20),
             }],
         };
         let advice = advise(&link(300, 1_000_000_000), &kernel, Some(&settings));
@@ -626,6 +636,36 @@ mod tests {
             "{}",
             checks[2].finding
         );
+    }
+
+    #[test]
+    fn an_unset_budget_is_judged_at_the_size_strait_picks_for_the_link() {
+        let kernel = KernelLimits::read(&this_machine());
+        let settings = |name: &str| StraitSettings {
+            flows: vec![FlowSettings {
+                name: name.into(),
+                source: "east".into(),
+                target: "west".into(),
+                source_receive_buffer: None,
+                target_send_buffer: None,
+                memory_budget: None,
+            }],
+        };
+        let far = advise(&link(300, 1_000_000_000), &kernel, Some(&settings("far")));
+        let budget = &far.strait.unwrap()[2];
+        assert_eq!(
+            budget.subject,
+            "far strait.memory.budget.bytes unset: 256 MiB on this link"
+        );
+        assert_eq!(budget.verdict, Verdict::Ok);
+        // A 4 ms link keeps the 64 MiB of a near source, short of 2 x 100 Gbit/s x 4 ms.
+        let near = advise(&link(4, 100_000_000_000), &kernel, Some(&settings("near")));
+        let budget = &near.strait.unwrap()[2];
+        assert_eq!(
+            budget.subject,
+            "near strait.memory.budget.bytes unset: 64 MiB on this link"
+        );
+        assert_eq!(budget.verdict, Verdict::Tight);
     }
 
     fn profile(file: &str) -> KernelLimits {

@@ -2,7 +2,7 @@
 
 use std::fmt::{self, Display, Formatter};
 
-use crate::config::DEFAULT_MEMORY_BUDGET_BYTES;
+use crate::config::{DEFAULT_MEMORY_BUDGET_BYTES, LONG_LINK_MEMORY_BUDGET_BYTES};
 
 use super::advice::{Advice, Check, Verdict, BUFFER_FACTOR};
 use super::format::{binary, decimal, link_rate, percent_of_link, rate};
@@ -84,10 +84,12 @@ impl Display for Advice {
                 "  Leave <alias>.receive.buffer.bytes and <alias>.send.buffer.bytes unset (strait's default):\n\
                  \x20 the kernel then autotunes each socket up to the ceilings above. A fixed size turns\n\
                  \x20 autotuning off and is cut to net.core.rmem_max / wmem_max; if you set one, use {} or more.\n\
-                 \x20 strait.memory.budget.bytes (default {}) should be at least 2 × BDP = {}.\n\
+                 \x20 strait.memory.budget.bytes (default {}, {} once the source is 5 ms or more away)\n\
+                 \x20 should be at least 2 × BDP = {}.\n\
                  \x20 Check a properties file with: strait tune --rtt ... --bandwidth ... --config FILE",
                 self.buffer_goal,
                 binary(DEFAULT_MEMORY_BUDGET_BYTES),
+                binary(LONG_LINK_MEMORY_BUDGET_BYTES),
                 decimal(2 * bdp)
             )?,
         }
