@@ -310,10 +310,14 @@ impl FlowRunner {
             self.slot_index
                 .insert((route, partition.partition), self.slots.len());
             self.committed.push(partition.start);
+            let mut state = PartitionState::new(partition.start);
+            if let Some(log_end) = partition.log_end {
+                state.set_high_watermark(log_end);
+            }
             self.slots.push(Slot {
                 route,
                 partition: partition.partition,
-                state: PartitionState::new(partition.start),
+                state,
                 source_leader: partition.source_leader,
                 target_leader: partition.target_leader,
                 fetching: false,

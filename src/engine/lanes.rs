@@ -12,10 +12,10 @@ use crate::config::{DEFAULT_MEMORY_BUDGET_BYTES, LONG_LINK_MEMORY_BUDGET_BYTES};
 pub const LONG_LINK_RTT: Duration = Duration::from_millis(5);
 /// More lanes than this buys nothing measurable and costs one fetch session each.
 pub const MAX_LANES: u16 = 16;
-/// New connections start slowly (TCP slow start needs six to ten round trips to reach a
-/// few MiB of window): a growth is judged this many round trips after it, at the
-/// earliest one period after it.
-const ROUND_TRIPS_TO_SETTLE: u32 = 10;
+/// New connections start slowly (a handshake and ApiVersions, then TCP slow start needs
+/// eight to twelve round trips to reach a few MiB of window): a growth is judged this many
+/// round trips after it, at the earliest one period after it.
+const ROUND_TRIPS_TO_SETTLE: u32 = 16;
 /// The largest per-partition fetch on a long link: a larger one only delays the first
 /// produce of a response.
 const MAX_PARTITION_FETCH_BYTES: usize = 32 * 1024 * 1024;
@@ -97,17 +97,23 @@ impl LanePlanner {
             self.last_growth = None;
         }
         let ceiling = sample.partitions.clamp(1, MAX_LANES.into()) as u16;
-        // Bytes one connection carried per round trip: what its window allowed.
-        let window = rate * sample.rtt.as_secs_f64() / f64::from(self.lanes);
         if sample.rtt < LONG_LINK_RTT
             || !sample.backlog
             || sample.held_for_memory
             || self.lanes >= ceiling
-            || window < 1.0
         {
             return None;
         }
-        let wanted = (sample.in_flight_goal as f64 / window).ceil();
+        // Bytes one connection carried per round trip: what its window allowed. Nothing
+        // yet (the first fetch still in slow start) says no more than that windows start
+        // small: a backlog across a long link gets every lane at once, so that all of them
+        // ramp up together instead of one after the other.
+        let window = rate * sample.rtt.as_secs_f64() / f64::from(self.lanes);
+        let wanted = if window < 1.0 {
+            f64::from(ceiling)
+        } else {
+            (sample.in_flight_goal as f64 / window).ceil()
+        };
         let next = (wanted.min(f64::from(ceiling)) as u16).max(self.lanes);
         if next == self.lanes {
             return None;
@@ -187,6 +193,9 @@ mod tests {
         // partitions make eight lanes.
         assert_eq!(planner.observe(&sample(100, 20)), Some(8));
         assert!(planner.settling());
+        // Sixteen round trips of 100 ms: judged in the second period after the growth.
+        assert_eq!(planner.observe(&sample(100, 60)), None);
+        assert!(planner.settling());
         assert_eq!(planner.observe(&sample(100, 90)), None);
         assert!(!planner.settling());
         assert_eq!(planner.observe(&sample(100, 118)), None);
@@ -205,13 +214,36 @@ mod tests {
     fn a_growth_on_a_longer_link_is_judged_after_more_periods() {
         let mut planner = LanePlanner::new(None);
         assert_eq!(planner.observe(&sample(300, 10)), Some(8));
-        // Ten round trips of 300 ms: judged in the third period after the growth.
-        assert_eq!(planner.observe(&sample(300, 5)), None);
-        assert_eq!(planner.observe(&sample(300, 5)), None);
-        assert!(planner.settling());
+        // Sixteen round trips of 300 ms: judged in the fifth period after the growth.
+        for _ in 0..4 {
+            assert_eq!(planner.observe(&sample(300, 5)), None);
+            assert!(planner.settling());
+        }
         assert_eq!(planner.observe(&sample(300, 60)), None);
         assert!(!planner.settling());
         assert_eq!(planner.lanes(), 8);
+    }
+
+    #[test]
+    fn a_backlog_before_anything_arrived_gets_every_lane_at_once() {
+        let mut planner = LanePlanner::new(None);
+        // The first fetch is still in slow start: no byte counted yet.
+        assert_eq!(planner.observe(&sample(300, 0)), Some(8));
+        let mut few = LanePlanner::new(None);
+        let three_partitions = BrokerSample {
+            partitions: 3,
+            ..sample(100, 0)
+        };
+        assert_eq!(few.observe(&three_partitions), Some(3));
+        // Near, or with nothing waiting, nothing arrived means nothing to do.
+        let mut near = LanePlanner::new(None);
+        assert_eq!(near.observe(&sample(1, 0)), None);
+        let idle = BrokerSample {
+            backlog: false,
+            ..sample(300, 0)
+        };
+        assert_eq!(near.observe(&idle), None);
+        assert_eq!(near.lanes(), 1);
     }
 
     #[test]

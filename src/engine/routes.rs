@@ -48,6 +48,9 @@ pub struct PreparedPartition {
     pub source_topic: String,
     pub partition: i32,
     pub start: i64,
+    /// The source's last stable offset when the partition was prepared, if it could be
+    /// read: the lag is known before the first fetch returns.
+    pub log_end: Option<i64>,
     pub source_leader: Option<i32>,
     pub target_leader: Option<i32>,
 }
@@ -171,6 +174,9 @@ impl RouteSetup {
             }
         }
         let starts = start_offsets(&self.source, &source_meta, &need_start, start).await?;
+        let log_ends = self
+            .log_ends(&source_meta, &wanted_progress, &present)
+            .await;
 
         for route in &present {
             prepared.routes.push(PreparedRoute {
@@ -193,6 +199,7 @@ impl RouteSetup {
                     source_topic: route.source.clone(),
                     partition: *partition,
                     start,
+                    log_end: log_ends.get(&(route.source.clone(), *partition)).copied(),
                     source_leader: Some(
                         source_meta.topics[&route.source].partitions[partition].leader,
                     )
@@ -210,6 +217,39 @@ impl RouteSetup {
 }
 
 impl RouteSetup {
+    /// The log ends of the partitions about to start. Only an early estimate of the lag
+    /// (on a long link it opens the fetch connections a backlog needs seconds before the
+    /// first fetch returns), so a failure is logged and leaves the lag unknown until then.
+    async fn log_ends(
+        &self,
+        source_meta: &MetadataSnapshot,
+        wanted_progress: &BTreeMap<String, Vec<i32>>,
+        present: &[TopicRoute],
+    ) -> HashMap<(String, i32), i64> {
+        let mut by_leader: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
+        for route in present {
+            for partition in wanted_progress.get(&route.target).into_iter().flatten() {
+                let leader = source_meta.topics[&route.source].partitions[partition].leader;
+                if leader >= 0 {
+                    by_leader
+                        .entry(leader)
+                        .or_default()
+                        .push((route.source.clone(), *partition));
+                }
+            }
+        }
+        if by_leader.is_empty() {
+            return HashMap::new();
+        }
+        setup::list_offsets(&self.source, &by_leader, -1)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(flow = %self.flow, %error,
+                    "could not read the source's log ends; the lag shows once the first fetches return");
+                HashMap::new()
+            })
+    }
+
     /// The topics to create with their source's configs, as MM2 creates them. A source
     /// whose configs can't be read gets only compression.type=producer (config sync, when
     /// on, copies the rest later).
