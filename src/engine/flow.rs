@@ -147,6 +147,10 @@ pub struct FlowRunner {
     links: SourceLinks,
     /// The fetch connection of each (source broker, lane), read for TCP_INFO each period.
     fetch_connections: HashMap<(i32, u16), Connection>,
+    /// New fetch connections, announced as soon as they are up: across a long link the
+    /// first response takes seconds of slow start, and the round trip is needed sooner.
+    fetch_connected: mpsc::UnboundedSender<((i32, u16), Connection)>,
+    fetch_connected_rx: mpsc::UnboundedReceiver<((i32, u16), Connection)>,
     counters: FlowCounters,
     backoff: Backoff,
     fetch_rotation: usize,
@@ -201,6 +205,7 @@ impl FlowRunner {
             1,
             spec.partition_fetch_bytes,
         );
+        let (fetch_connected, fetch_connected_rx) = mpsc::unbounded_channel();
         let mut runner = FlowRunner {
             spec,
             source,
@@ -228,6 +233,8 @@ impl FlowRunner {
             sizing,
             links,
             fetch_connections: HashMap::new(),
+            fetch_connected,
+            fetch_connected_rx,
             counters: FlowCounters::default(),
             backoff: Backoff::default(),
             fetch_rotation: 0,
@@ -463,6 +470,9 @@ impl FlowRunner {
             .into_iter()
             .max_by_key(|(_, bytes)| *bytes)
             .map(|(broker, _)| broker);
+        while let Ok((key, connection)) = self.fetch_connected_rx.try_recv() {
+            self.fetch_connections.entry(key).or_insert(connection);
+        }
         self.fetch_connections
             .retain(|_, connection| connection.is_alive());
         for (&(broker, lane), connection) in &self.fetch_connections {
@@ -662,8 +672,10 @@ impl FlowRunner {
                 .with_topics(topics)
                 .with_forgotten_topics_data(forgotten);
             let source = self.source.clone();
+            let announce = (!self.fetch_connections.contains_key(&(leader, lane)))
+                .then(|| self.fetch_connected.clone());
             self.tasks.push(Box::pin(async move {
-                let result = send_fetch(&source, leader, lane, request).await;
+                let result = send_fetch(&source, leader, lane, request, announce).await;
                 Completion::Fetch {
                     broker: leader,
                     lane,
@@ -1377,8 +1389,13 @@ async fn send_fetch(
     leader: i32,
     lane: u16,
     request: FetchRequest,
+    announce: Option<mpsc::UnboundedSender<((i32, u16), Connection)>>,
 ) -> Result<FetchedResponse, WireError> {
     let connection = source.connection_lane(leader, Purpose::Fetch, lane).await?;
+    if let Some(announce) = announce {
+        // The flow may have finished; then nobody needs the figure.
+        let _ = announce.send(((leader, lane), connection.clone()));
+    }
     let version = connection.version_for::<FetchRequest>().unwrap_or(4);
     let response = connection.request_at_version(request, version).await?;
     connection.throttle(response.throttle_time_ms);
