@@ -312,6 +312,12 @@ impl Bench<'_> {
             let (latency, latency_error) = split_latency(self.mirrored_latency(filled, latency));
             Ok(Metrics {
                 throughput_mib_s: filled.log_bytes as f64 / MIB / copy_seconds,
+                second_half_mib_s: Some(
+                    filled.log_bytes as f64
+                        / 2.0
+                        / MIB
+                        / window.second_half.as_secs_f64().max(1e-3),
+                ),
                 records_per_s: filled.records as f64 / copy_seconds,
                 copy_seconds,
                 startup_seconds: Some(window.startup.as_secs_f64()),
@@ -421,6 +427,7 @@ impl Bench<'_> {
             let (latency, latency_error) = split_latency(latency);
             Ok(Metrics {
                 throughput_mib_s: filled.log_bytes as f64 / MIB / copy_seconds,
+                second_half_mib_s: None,
                 records_per_s: filled.records as f64 / copy_seconds,
                 copy_seconds,
                 startup_seconds: None,

@@ -31,6 +31,9 @@ pub struct CopyWindow {
     pub startup: Duration,
     /// From the first record on the target to the last.
     pub copy: Duration,
+    /// From the moment the target held half of the records to the last: the rate once
+    /// the start (TCP slow start across a long link, new connections) is behind.
+    pub second_half: Duration,
     pub writer_cpu_seconds: f64,
     pub broker_cpu_seconds: f64,
 }
@@ -41,6 +44,7 @@ impl CopyWatch<'_> {
         let total: i64 = self.expected.iter().sum();
         let partitions = self.expected.len() as i32;
         let mut first: Option<(CpuSample, CpuSample)> = None;
+        let mut half: Option<Instant> = None;
         loop {
             let name = &self.writer.name;
             // Checked before the offsets: a writer that ends after writing everything
@@ -59,12 +63,18 @@ impl CopyWatch<'_> {
             if first.is_none() && done > 0 {
                 first = Some((self.sample_writer()?, self.sample_broker()?));
             }
+            if half.is_none() && 2 * done >= total {
+                half = Some(Instant::now());
+            }
             if self.reached(&ends) {
                 let (writer_end, broker_end) = (self.sample_writer()?, self.sample_broker()?);
                 let (writer_start, broker_start) = first.expect("records arrived");
                 return Ok(CopyWindow {
                     startup: writer_start.at - self.launched,
                     copy: writer_end.at - writer_start.at,
+                    second_half: writer_end.at.saturating_duration_since(
+                        half.expect("half of the records arrived before all of them"),
+                    ),
                     writer_cpu_seconds: writer_end.seconds - writer_start.seconds,
                     broker_cpu_seconds: broker_end.seconds - broker_start.seconds,
                 });

@@ -262,8 +262,10 @@ fn one_line(m: &report::Measurement, runs: u32) -> String {
                 (None, None) => String::new(),
             };
             format!(
-                "{head}: {:.0} MiB/s, {:.2} CPU s/GiB, target broker {:.2} CPU s/GiB, peak RSS {:.0} MiB, {latency}",
-                x.throughput_mib_s, x.cpu_s_per_gib, x.broker_cpu_s_per_gib, x.peak_rss_mib
+                "{head}: {:.0} MiB/s{}, {:.2} CPU s/GiB, target broker {:.2} CPU s/GiB, peak RSS {:.0} MiB, {latency}",
+                x.throughput_mib_s,
+                x.second_half_mib_s.map_or_else(String::new, |rate| format!(" ({rate:.0} in the second half)")),
+                x.cpu_s_per_gib, x.broker_cpu_s_per_gib, x.peak_rss_mib
             )
         }
         (None, Some(error)) => format!("{head}: FAILED: {error}"),

@@ -24,6 +24,10 @@ pub struct Measurement {
 pub struct Metrics {
     /// Source log bytes / time from the first to the last record on the target.
     pub throughput_mib_s: f64,
+    /// The second half of the source log bytes / the time the target took to go from
+    /// half of the records to all of them: the rate once start-up is behind. None for
+    /// the ceiling (its consumer tool reports only a total).
+    pub second_half_mib_s: Option<f64>,
     pub records_per_s: f64,
     pub copy_seconds: f64,
     /// From launch to the first record on the target (none for the ceiling).
@@ -61,6 +65,7 @@ pub struct Summary {
     pub runs_ok: usize,
     pub throughput_mib_s: Option<f64>,
     pub throughput_vs_strait: Option<f64>,
+    pub second_half_mib_s: Option<f64>,
     pub cpu_s_per_gib: Option<f64>,
     pub cpu_vs_strait: Option<f64>,
     pub broker_cpu_s_per_gib: Option<f64>,
@@ -122,6 +127,7 @@ pub fn summarize(systems: &[System], measurements: &[Measurement]) -> Vec<Summar
                 runs_ok: ok.len(),
                 throughput_mib_s: of(|m| Some(m.throughput_mib_s)),
                 throughput_vs_strait: ratio(|m| m.throughput_mib_s),
+                second_half_mib_s: of(|m| m.second_half_mib_s),
                 cpu_s_per_gib: of(|m| Some(m.cpu_s_per_gib)),
                 cpu_vs_strait: ratio(|m| m.cpu_s_per_gib),
                 broker_cpu_s_per_gib: of(|m| Some(m.broker_cpu_s_per_gib)),
@@ -201,17 +207,18 @@ fn workload_markdown(workload: &WorkloadReport) -> String {
     )
     .unwrap();
     out.push_str(
-        "| system | MiB/s | × strait | CPU s/GiB | × strait | target broker CPU s/GiB | × strait \
+        "| system | MiB/s | × strait | 2nd half MiB/s | CPU s/GiB | × strait | target broker CPU s/GiB | × strait \
          | peak RSS MiB | latency p50 / p99 / p99.9 ms | startup s | target/source bytes | runs ok |\n",
     );
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for s in &workload.summary {
         writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {}/{} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {}/{} |",
             s.system.name(),
             number(s.throughput_mib_s, 0),
             ratio(s.system, s.throughput_vs_strait),
+            number(s.second_half_mib_s, 0),
             number(s.cpu_s_per_gib, 2),
             ratio(s.system, s.cpu_vs_strait),
             number(s.broker_cpu_s_per_gib, 2),
@@ -270,6 +277,7 @@ mod tests {
             error: None,
             metrics: Some(Metrics {
                 throughput_mib_s: throughput,
+                second_half_mib_s: Some(throughput),
                 records_per_s: 0.0,
                 copy_seconds: 1.0,
                 startup_seconds: Some(1.0),
