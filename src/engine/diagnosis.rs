@@ -11,6 +11,10 @@ use super::stats::human_bytes;
 /// A fixed socket buffer of Kafka's defaults (100-128 KiB, doubled by Linux) moves at most
 /// about this much per round trip.
 const SMALL_FIXED_BUFFER_WINDOW: f64 = 512.0 * 1024.0;
+/// A sender with Linux's default net.ipv4.tcp_wmem (4 MiB at most) keeps 2.5-3 MiB in
+/// flight per connection (measured across the testbed's emulated WAN); connections that
+/// all carry less than this per round trip are not held back by their windows.
+const DEFAULT_SEND_WINDOW_FLOOR: f64 = 2.0 * 1024.0 * 1024.0;
 
 /// One period of a flow, as measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +77,14 @@ pub enum Limit {
         window: f64,
         lanes: u16,
     },
+    /// Every connection is in use and each carries less per round trip than a default
+    /// sending host allows: the link, or other traffic on it, sets the pace.
+    LinkFull {
+        rtt: Duration,
+        rate: f64,
+        window: f64,
+        lanes: u16,
+    },
     MemoryBudget {
         budget: usize,
         rtt: Duration,
@@ -104,6 +116,12 @@ impl Limit {
     /// True for limits that the user can lift with a setting.
     pub fn is_actionable(&self) -> bool {
         !matches!(self, Limit::None)
+    }
+
+    /// True for limits worth a warning: a setting on this side or the source's lifts
+    /// them. A full link is only reported.
+    pub fn is_warning(&self) -> bool {
+        !matches!(self, Limit::None | Limit::LinkFull { .. })
     }
 }
 
@@ -167,6 +185,14 @@ pub fn diagnose(observation: &Observation) -> Limit {
             rtt: o.rtt,
             rate: o.rate,
             fetch_bytes: o.fetch_bytes_per_lane,
+        };
+    }
+    if o.lanes_at_limit && window < DEFAULT_SEND_WINDOW_FLOOR {
+        return Limit::LinkFull {
+            rtt: o.rtt,
+            rate: o.rate,
+            window,
+            lanes: o.lanes,
         };
     }
     if o.lanes_at_limit {
@@ -247,6 +273,19 @@ impl fmt::Display for Limit {
                 human_bytes(*window as u64),
                 millis(*rtt),
                 megabytes(*rate),
+                tune_command(*rtt)
+            ),
+            Limit::LinkFull {
+                rtt,
+                rate,
+                window,
+                lanes,
+            } => write!(
+                f,
+                "link-limited: {} over {lanes} fetch connections at rtt {} ms, each carrying {} per round trip, less than a source host with Linux's default send buffers allows: the link, or traffic sharing it, sets the pace; if the link is faster than this, the source host's net.ipv4.tcp_wmem maximum is below Linux's default (run {})",
+                megabytes(*rate),
+                millis(*rtt),
+                human_bytes(*window as u64),
                 tune_command(*rtt)
             ),
             Limit::MemoryBudget { budget, rtt, rate } => write!(
@@ -384,6 +423,24 @@ mod tests {
         assert!(limit
             .to_string()
             .contains("strait.memory.budget.bytes=67108864"));
+    }
+
+    #[test]
+    fn connections_below_a_default_senders_window_mean_a_full_link() {
+        // 112 MB/s at 100 ms over eight connections: 1.4 MB per round trip each.
+        let full = Observation {
+            lanes_at_limit: true,
+            ..wan(100, 112e6, 8)
+        };
+        let limit = diagnose(&full);
+        assert!(
+            matches!(limit, Limit::LinkFull { lanes: 8, .. }),
+            "{limit:?}"
+        );
+        assert!(!limit.is_warning());
+        assert!(limit.to_string().starts_with("link-limited: 112.0 MB/s"));
+        // While lanes can still grow, no verdict yet.
+        assert_eq!(diagnose(&wan(100, 112e6, 8)), Limit::None);
     }
 
     #[test]

@@ -502,9 +502,12 @@ impl FlowRunner {
         );
         let limit = self.links.limit();
         // Logged when the kind of limit changes; the status line carries the figures.
-        if std::mem::discriminant(limit) != std::mem::discriminant(&before) && limit.is_actionable()
-        {
-            tracing::warn!(flow = %self.spec.name(), "{limit}");
+        if std::mem::discriminant(limit) != std::mem::discriminant(&before) {
+            if limit.is_warning() {
+                tracing::warn!(flow = %self.spec.name(), "{limit}");
+            } else if limit.is_actionable() {
+                tracing::info!(flow = %self.spec.name(), "{limit}");
+            }
         }
     }
 
