@@ -269,7 +269,7 @@ impl fmt::Display for Limit {
                 lanes,
             } => write!(
                 f,
-                "window-limited at the source: broker {broker} sends {} per round trip of {} ms on each of {lanes} fetch connections ({}); raise net.ipv4.tcp_wmem's maximum on its host (run {}) or set strait.fetch.connections.per.broker",
+                "window-limited at the source: broker {broker} sends {} per round trip of {} ms on each of {lanes} fetch connections ({} in all); unless that is the link's rate, its host's net.ipv4.tcp_wmem ceiling caps each connection: raise the maximum there (run {}) or set strait.fetch.connections.per.broker",
                 human_bytes(*window as u64),
                 millis(*rtt),
                 megabytes(*rate),
