@@ -25,6 +25,9 @@ fn backlogged(backlog_bytes: u64, rate: f64, rtt: Duration) -> bool {
 struct BrokerLink {
     planner: LanePlanner,
     bytes: u64,
+    /// Connections that received data in the period: at the end of a copy some lanes'
+    /// partitions are done, and their idle connections say nothing about windows.
+    active_lanes: u16,
     held_for_memory: bool,
     rtt: Option<Duration>,
     receive_buffer: usize,
@@ -79,6 +82,7 @@ impl SourceLinks {
         self.brokers.entry(broker).or_insert_with(|| BrokerLink {
             planner: LanePlanner::new(configured),
             bytes: 0,
+            active_lanes: 0,
             held_for_memory: false,
             rtt: None,
             receive_buffer: 0,
@@ -106,6 +110,9 @@ impl SourceLinks {
             .unwrap_or(tcp.bytes_received);
         let link = self.broker(broker);
         link.bytes += new_bytes;
+        if new_bytes > 0 {
+            link.active_lanes += 1;
+        }
         let rtt = tcp.round_trip();
         if !rtt.is_zero() {
             link.rtt = Some(rtt);
@@ -161,7 +168,7 @@ impl SourceLinks {
                     source_broker: broker,
                     rtt: link.rtt.unwrap_or_default(),
                     rate: link.rate,
-                    lanes: link.planner.lanes(),
+                    lanes: link.active_lanes.max(1),
                     lanes_at_limit: link.planner.at_limit(partitions),
                     fetch_bytes_per_lane: flow.partition_fetch_bytes
                         * partitions.div_ceil(usize::from(link.planner.lanes())),
@@ -183,6 +190,7 @@ impl SourceLinks {
         };
         for link in self.brokers.values_mut() {
             link.bytes = 0;
+            link.active_lanes = 0;
             link.held_for_memory = false;
         }
         changed
@@ -251,6 +259,28 @@ mod tests {
         links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 140_000_000));
         assert_eq!(links.evaluate(&flow(false)), vec![]);
         assert_eq!(links.limit(), &Limit::None);
+    }
+
+    #[test]
+    fn windows_are_judged_on_the_connections_that_carried_data() {
+        // Eight fixed lanes at 300 ms; near the end of a copy only two partitions are
+        // left, each on its own connection, 10 MB in the period apiece: 3 MB per round
+        // trip each, the source host's window, not a full link and not a fixed buffer.
+        let mut links = SourceLinks::new("A", Some(8), None, Some(32 << 20));
+        for lane in 0..8 {
+            let bytes = if lane < 2 { 10_000_000 } else { 0 };
+            links.on_tcp_stats(1, lane, tcp(300, 6 << 20, bytes));
+        }
+        links.evaluate(&FlowState {
+            memory_budget: 256 << 20,
+            partition_fetch_bytes: 16 << 20,
+            ..flow(true)
+        });
+        assert!(
+            matches!(links.limit(), Limit::SourceSendWindow { lanes: 2, .. }),
+            "{:?}",
+            links.limit()
+        );
     }
 
     #[test]
