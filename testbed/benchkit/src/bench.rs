@@ -20,6 +20,8 @@ use crate::workload::{self, Workload};
 const GIB: f64 = (1u64 << 30) as f64;
 const MIB: f64 = (1u64 << 20) as f64;
 const STOP_GRACE: Duration = Duration::from_secs(20);
+/// How long a run waits for the brokers to remove the topics of the run before.
+const DELETION_LIMIT: Duration = Duration::from_secs(120);
 
 pub struct Settings {
     pub size: u64,
@@ -481,6 +483,21 @@ impl Bench<'_> {
         for (cluster, topic) in topics {
             if let Err(error) = cluster.delete_topic(topic) {
                 eprintln!("benchkit: cleaning up: {error:#}");
+            }
+        }
+        // The next run starts once the brokers have removed the files.
+        let deadline = Instant::now() + DELETION_LIMIT;
+        for (cluster, topic) in topics {
+            while self.testbed.topic_log_dirs(&cluster.name, topic) > 0 {
+                if Instant::now() > deadline {
+                    eprintln!(
+                        "benchkit: {} still removes deleted topics after {} s; going on",
+                        cluster.name,
+                        DELETION_LIMIT.as_secs()
+                    );
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
             }
         }
     }

@@ -25,6 +25,11 @@ pub struct ClusterSpec {
     pub namespace: Option<String>,
 }
 
+/// A deleted topic's files go after a second (Kafka waits a minute by default): the
+/// benchmark deletes each copy after checking it and waits for the files to be gone, so
+/// that the deletion's disk work does not fall into the next system's run.
+const DELETE_AT_ONCE: &str = "file.delete.delay.ms=1000";
+
 impl ClusterSpec {
     /// The clusters on this machine's loopback.
     pub fn loopback() -> [ClusterSpec; 2] {
@@ -33,14 +38,14 @@ impl ClusterSpec {
                 name: "bench-source",
                 port: 19192,
                 host: "127.0.0.1",
-                settings: &[],
+                settings: &[DELETE_AT_ONCE],
                 namespace: None,
             },
             ClusterSpec {
                 name: "bench-target",
                 port: 29192,
                 host: "127.0.0.1",
-                settings: &[],
+                settings: &[DELETE_AT_ONCE],
                 namespace: None,
             },
         ]
@@ -56,14 +61,14 @@ impl ClusterSpec {
                 name: "bench-wan-source",
                 port: 19192,
                 host: wan::SOURCE_HOST,
-                settings: &["socket.send.buffer.bytes=-1"],
+                settings: &["socket.send.buffer.bytes=-1", DELETE_AT_ONCE],
                 namespace: Some(source_namespace),
             },
             ClusterSpec {
                 name: "bench-wan-target",
                 port: 29192,
                 host: wan::TARGET_HOST,
-                settings: &[],
+                settings: &[DELETE_AT_ONCE],
                 namespace: None,
             },
         ]
@@ -75,7 +80,30 @@ pub struct Testbed {
     pub run_dir: PathBuf,
 }
 
+fn is_log_dir_of(dir: &str, topic: &str) -> bool {
+    let Some(rest) = dir.strip_prefix(topic).and_then(|r| r.strip_prefix('-')) else {
+        return false;
+    };
+    let partition = rest.split('.').next().unwrap_or_default();
+    !partition.is_empty() && partition.bytes().all(|b| b.is_ascii_digit())
+}
+
 impl Testbed {
+    /// Log directories of `topic` on `cluster`'s brokers: its partitions' (`topic-3`), and
+    /// once deleted, the same renamed for deletion (`topic-3.<id>-delete`) until the broker
+    /// removes them.
+    pub fn topic_log_dirs(&self, cluster: &str, topic: &str) -> usize {
+        let Ok(nodes) = std::fs::read_dir(self.run_dir.join(cluster)) else {
+            return 0;
+        };
+        nodes
+            .flatten()
+            .filter_map(|node| std::fs::read_dir(node.path().join("data")).ok())
+            .flat_map(|entries| entries.flatten())
+            .filter(|entry| is_log_dir_of(&entry.file_name().to_string_lossy(), topic))
+            .count()
+    }
+
     pub fn new(repo: &Path) -> Self {
         let run_dir = std::env::var_os("STRAIT_TESTBED_DIR")
             .map(PathBuf::from)
@@ -202,5 +230,37 @@ pub fn stop_all_started() {
         std::mem::take(&mut *STARTED.lock().expect("cluster registry"));
     for (script, name) in started {
         stop_cluster(&script, &name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topics_log_dirs_are_counted_live_and_renamed_for_deletion() {
+        let run_dir =
+            std::env::temp_dir().join(format!("benchkit-deletion-{}", std::process::id()));
+        let data = run_dir.join("bench-target/node-1/data");
+        for dir in [
+            "copy-0",
+            "copy-1.2f6c0a-delete",
+            "copy-x-0",
+            "copy-extra-2",
+            "other-0",
+        ] {
+            std::fs::create_dir_all(data.join(dir)).unwrap();
+        }
+        let testbed = Testbed {
+            script: PathBuf::new(),
+            run_dir: run_dir.clone(),
+        };
+        assert_eq!(testbed.topic_log_dirs("bench-target", "copy"), 2);
+        assert_eq!(testbed.topic_log_dirs("bench-target", "copy-x"), 1);
+        assert_eq!(testbed.topic_log_dirs("bench-source", "copy"), 0);
+        std::fs::remove_dir_all(data.join("copy-0")).unwrap();
+        std::fs::remove_dir_all(data.join("copy-1.2f6c0a-delete")).unwrap();
+        assert_eq!(testbed.topic_log_dirs("bench-target", "copy"), 0);
+        std::fs::remove_dir_all(run_dir).unwrap();
     }
 }
