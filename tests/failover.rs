@@ -601,19 +601,7 @@ fn a_group_fails_over_exactly_across_a_compacted_topic() {
     const PARTITIONS: i32 = 2;
     let topic = unique_topic("failover-compacted");
     let group = unique_topic("failover-compacted-group");
-    create_topic(
-        Cluster::Source,
-        &topic,
-        PARTITIONS,
-        &[
-            ("cleanup.policy", "compact"),
-            // Kafka 4 refuses segments under 1 MiB: roll them by age instead.
-            ("segment.ms", "100"),
-            ("min.cleanable.dirty.ratio", "0.01"),
-            ("min.compaction.lag.ms", "0"),
-            ("delete.retention.ms", "100"),
-        ],
-    );
+    create_topic(Cluster::Source, &topic, PARTITIONS, COMPACTED_AT_ONCE);
     let options = ProduceOptions {
         linger_ms: 50,
         ..ProduceOptions::default()

@@ -9,7 +9,7 @@ use common::{
     assert_same_records, base_timestamp, counts_per_partition, create_topic, end_offsets,
     kafka_tool, produce, produce_transactions, read_topic, stop_log_cleaner, strait_command,
     unique_topic, Cluster, Compare, Compression, FlowFile, NewRecord, ProduceOptions, Record,
-    Strait, TxnStep,
+    Strait, TxnStep, COMPACTED_AT_ONCE,
 };
 
 /// Keys, null keys, null and empty values, headers (repeated keys, null values),
@@ -248,19 +248,7 @@ fn transactions_arrive_committed_only_without_control_records() {
 fn a_compacted_topic_arrives_with_its_surviving_records_in_order() {
     const PARTITIONS: i32 = 2;
     let topic = unique_topic("compacted");
-    create_topic(
-        Cluster::Source,
-        &topic,
-        PARTITIONS,
-        &[
-            ("cleanup.policy", "compact"),
-            // Kafka 4 refuses segments under 1 MiB: roll them by age instead.
-            ("segment.ms", "100"),
-            ("min.cleanable.dirty.ratio", "0.01"),
-            ("min.compaction.lag.ms", "0"),
-            ("delete.retention.ms", "100"),
-        ],
-    );
+    create_topic(Cluster::Source, &topic, PARTITIONS, COMPACTED_AT_ONCE);
     let options = ProduceOptions {
         linger_ms: 50,
         ..ProduceOptions::default()

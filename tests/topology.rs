@@ -20,7 +20,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use common::{
     assert_same_records, create_topic, produce, read_topic, spread_records, strait_command,
-    testbed, unique_alias, unique_topic, Cluster, Compare, ProduceOptions, Strait,
+    testbed, unique_topic, Cluster, Compare, FlowFile, ProduceOptions, Strait,
 };
 
 // A guard against hanging when something is broken, far above any honest wait here.
@@ -311,33 +311,23 @@ fn a_config_changed_on_the_source_reaches_the_target_and_compression_stays_produ
         &[("retention.ms", "3600000"), ("compression.type", "gzip")],
     );
     let dir = tempfile::tempdir().unwrap();
-    let (src, dst) = (unique_alias("src"), unique_alias("dst"));
-    let text = format!(
-        "clusters = {src}, {dst}\n\
-         {src}.bootstrap.servers = {a}\n\
-         {dst}.bootstrap.servers = {b}\n\
-         {src}->{dst}.enabled = true\n\
-         {src}->{dst}.topics = {t}\n\
-         replication.factor = 1\n\
-         heartbeats.replication.enabled = false\n\
-         sync.topic.configs.interval.seconds = 1\n\
-         sync.topic.acls.interval.seconds = 1\n",
-        a = Cluster::Source.bootstrap(),
-        b = Cluster::Target.bootstrap(),
-        t = regex_escape(&topic),
-    );
-    let file = write_file(dir.path(), &text);
+    let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, &[&topic]);
+    flow.extra = vec![
+        "sync.topic.configs.interval.seconds = 1".into(),
+        "sync.topic.acls.interval.seconds = 1".into(),
+    ];
+    let file = flow.write(dir.path());
     let (code, plan, stderr) = strait_command(&["check", file.to_str().unwrap()]);
     assert_eq!(code, Some(0), "strait check failed: {stderr}");
+    let remote = flow.remote(&topic);
     assert!(
-        plan.contains(&format!("configs of {src}.{topic} (to be created)"))
+        plan.contains(&format!("configs of {remote} (to be created)"))
             && plan.contains("retention.ms=3600000")
             && plan.contains("compression.type=producer"),
         "{plan}"
     );
 
     let mut strait = Strait::start(&file);
-    let remote = format!("{src}.{topic}");
     let target = Cluster::Target.bootstrap();
     strait.wait_until("the source's retention.ms on the target", || {
         topic_config(target, &remote, "retention.ms").as_deref() == Some("3600000")

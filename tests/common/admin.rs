@@ -127,6 +127,16 @@ fn block_on<F: Future>(future: F) -> F::Output {
 
 /// Stops the log cleaner on a compacted `topic` (cleanup.policy=delete, no retention),
 /// so that it no longer changes while a test compares it with its copy.
+/// Topic configs under which the log cleaner compacts within seconds of a write.
+pub const COMPACTED_AT_ONCE: &[(&str, &str)] = &[
+    ("cleanup.policy", "compact"),
+    // Kafka 4 refuses segments under 1 MiB: roll them by age instead.
+    ("segment.ms", "100"),
+    ("min.cleanable.dirty.ratio", "0.01"),
+    ("min.compaction.lag.ms", "0"),
+    ("delete.retention.ms", "100"),
+];
+
 pub fn stop_log_cleaner(cluster: Cluster, topic: &str) {
     let altered = kafka_tool(
         cluster,

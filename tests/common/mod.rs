@@ -14,6 +14,7 @@ mod strait;
 
 pub use admin::{
     create_topic, create_topic_with_replication, delete_topic, stop_log_cleaner, unique_topic,
+    COMPACTED_AT_ONCE,
 };
 pub use cluster::{kafka_tool, testbed, Cluster};
 pub use consume::{
