@@ -303,6 +303,77 @@ fn a_compacted_topic_arrives_with_its_surviving_records_in_order() {
     assert_same_records(&source, &target, Compare::IGNORE_OFFSETS);
 }
 
+/// With more fetch connections than partitions, strait reads each partition ahead of
+/// itself on several connections at offsets estimated from the bytes per offset (what
+/// fills a long link when partitions are few). Answers then arrive out of order, start
+/// inside transactions, overlap or leave gaps; the target must still get every
+/// committed record once, in order, and no aborted one.
+#[test]
+fn partitions_read_ahead_on_many_connections_arrive_whole_and_in_order() {
+    const PARTITIONS: i32 = 2;
+    let topic = unique_topic("read-ahead");
+    create_topic(Cluster::Source, &topic, PARTITIONS, &[]);
+    // Small batches, so that one fetch holds many and estimates have room to miss.
+    let options = ProduceOptions {
+        batch_size: 4_000,
+        ..ProduceOptions::default()
+    };
+    for round in 0..6 {
+        produce(
+            Cluster::Source,
+            &topic,
+            &varied_records(1_500, PARTITIONS, &format!("plain{round}")),
+            &options,
+        );
+        produce_transactions(
+            Cluster::Source,
+            &topic,
+            &[
+                TxnStep::Commit(varied_records(
+                    500,
+                    PARTITIONS,
+                    &format!("committed{round}"),
+                )),
+                TxnStep::Abort(varied_records(500, PARTITIONS, &format!("aborted{round}"))),
+                TxnStep::Commit(varied_records(500, PARTITIONS, &format!("again{round}"))),
+            ],
+            &options,
+        );
+    }
+    let source = read_topic(Cluster::Source, &topic);
+    assert_eq!(source.len(), 6 * 2_500, "plain and committed records only");
+
+    let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, &[&topic]);
+    // Six connections per partition, fetches of 64 KiB.
+    flow.extra
+        .push("strait.fetch.connections.per.broker = 12".into());
+    flow.extra.push(format!(
+        "{}.consumer.max.partition.fetch.bytes = 65536",
+        flow.source_alias
+    ));
+    let log = mirror_until_copied(&flow, &[(&topic, &source, PARTITIONS)]);
+    let read_ahead: u64 = log
+        .lines()
+        .filter_map(|line| line.split(", read ahead ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        read_ahead > 0,
+        "no fetch was read ahead, so this test proved nothing:\n{log}"
+    );
+
+    let target = read_topic(Cluster::Target, &flow.remote(&topic));
+    assert_same_records(&source, &target, Compare::IGNORE_OFFSETS);
+    assert!(
+        !target.iter().any(|r| r
+            .value
+            .as_deref()
+            .is_some_and(|v| v.starts_with(b"aborted"))),
+        "no aborted record reaches the target"
+    );
+}
+
 #[test]
 fn batches_above_the_targets_limit_are_split_and_large_records_pass() {
     const PARTITIONS: i32 = 1;

@@ -16,7 +16,7 @@
 //!   milliseconds since the epoch, or a time such as `2024-05-01T12:00:00Z`.
 //!   Without it, the flow's consumer `auto.offset.reset` decides, as in MM2.
 //! - `strait.memory.budget.bytes` (top level or per flow): fetched bytes a
-//!   flow holds until the target acknowledges them; default 64 MiB, 256 MiB
+//!   flow holds until the target acknowledges them; default 64 MiB, 512 MiB
 //!   when the source is 5 ms or more away.
 //! - `strait.status.interval.seconds` (top level): status line period;
 //!   default 10 s.
@@ -47,7 +47,7 @@ pub use filter::{ConfigPropertyFilter, GroupFilter, PatternList, TopicFilter};
 pub use flow::{
     FetchSettings, FlowConfig, IsolationLevel, OffsetSyncsTopicLocation, Periodic,
     TopicConfigDefaults, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_REFRESH_TOPICS_INTERVAL,
-    LONG_LINK_MEMORY_BUDGET_BYTES,
+    LONG_LINK_MEMORY_BUDGET_BYTES, MAX_FETCH_CONNECTIONS_PER_BROKER,
 };
 pub use keys::{
     MEMORY_BUDGET_BYTES, PROGRESS_COMMIT_INTERVAL_MS, START_POSITION, STATUS_INTERVAL_SECONDS,

@@ -15,6 +15,8 @@ const SMALL_FIXED_BUFFER_WINDOW: f64 = 512.0 * 1024.0;
 /// flight per connection (measured across the testbed's emulated WAN); connections that
 /// all carry less than this per round trip are not held back by their windows.
 const DEFAULT_SEND_WINDOW_FLOOR: f64 = 2.0 * 1024.0 * 1024.0;
+/// Connections few enough that a small window on each cannot be their share of a link.
+const FEW_LANES: u16 = 4;
 
 /// One period of a flow, as measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,7 +173,9 @@ pub fn diagnose(observation: &Observation) -> Limit {
             fixed: o.receive_buffer_fixed,
         };
     }
-    if window <= SMALL_FIXED_BUFFER_WINDOW {
+    // On a few connections a small window is the source's fixed buffer; spread over
+    // many, it may as well be each one's share of a full link (judged below).
+    if window <= SMALL_FIXED_BUFFER_WINDOW && o.lanes <= FEW_LANES {
         return Limit::SourceSendBuffer {
             broker: o.source_broker,
             rtt: o.rtt,
@@ -282,7 +286,7 @@ impl fmt::Display for Limit {
                 lanes,
             } => write!(
                 f,
-                "link-limited: {} over {lanes} fetch connections at rtt {} ms, each carrying {} per round trip, less than a source host with Linux's default send buffers allows: the link, or traffic sharing it, sets the pace; if the link is faster than this, the source host's net.ipv4.tcp_wmem maximum is below Linux's default (run {})",
+                "link-limited: {} over {lanes} fetch connections at rtt {} ms, each carrying {} per round trip, less than a source host with Linux's default send buffers allows: the link, or traffic sharing it, sets the pace; if the link is faster than this, the source broker's socket.send.buffer.bytes is fixed (set -1) or its host's net.ipv4.tcp_wmem maximum is below Linux's default (run {})",
                 megabytes(*rate),
                 millis(*rtt),
                 human_bytes(*window as u64),
@@ -441,6 +445,21 @@ mod tests {
         assert!(limit.to_string().starts_with("link-limited: 112.0 MB/s"));
         // While lanes can still grow, no verdict yet.
         assert_eq!(diagnose(&wan(100, 112e6, 8)), Limit::None);
+        // 32 connections share it: 350 KB each per round trip is a share of the link,
+        // not a fixed 100 KiB buffer, which a connection or two would show.
+        let shared = Observation {
+            lanes_at_limit: true,
+            ..wan(100, 112e6, 32)
+        };
+        assert!(
+            matches!(diagnose(&shared), Limit::LinkFull { lanes: 32, .. }),
+            "{:?}",
+            diagnose(&shared)
+        );
+        assert!(matches!(
+            diagnose(&wan(100, 3e6, 1)),
+            Limit::SourceSendBuffer { .. }
+        ));
     }
 
     #[test]

@@ -20,16 +20,18 @@ use crate::wire::{
     send_produce, Backoff, ClusterClient, Connection, MetadataSnapshot, ProduceTopicBatches,
     Purpose, WireError,
 };
+use bytes::Bytes;
 
 use super::error::EngineError;
 use super::events::{FlowEvent, RouteInfo};
 use super::fetch_session::{FetchSession, SessionRequest, Wanted};
 use super::ingest::ingest;
-use super::lanes::{fetch_sizing, lane_of, memory_budget, FetchSizing};
+use super::lanes::{fetch_sizing, lanes_of, memory_budget, FetchSizing};
 use super::outcome::{
     advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome,
 };
 use super::partition::PartitionState;
+use super::read_ahead::ReadAhead;
 use super::routes::{Prepared, RouteSetup};
 use super::setup::{self, ProducerIdentity};
 use super::source_links::{FlowState, SourceLinks};
@@ -40,6 +42,14 @@ use super::stats::{status_line, FlowCounters, StatusSample};
 /// socket.request.max.bytes (100 MiB by default).
 const MAX_PRODUCE_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 const MAX_FETCH_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// A partition's first fetch, at most.
+const FIRST_FETCH_BYTES: usize = 256 * 1024;
+/// Fetches in flight on one connection that reads partitions ahead. A broker serves one
+/// request per connection at a time and reads the next once the previous answer is queued
+/// to its socket, so a second fetch waiting there removes the round trip the connection
+/// would otherwise idle between two; such connections carry a partition or two, so they
+/// fetch without sessions, which would need one answer before the next request.
+const FETCHES_PER_READ_AHEAD_LANE: usize = 2;
 const SHUTDOWN_DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// How often the links to the source are measured, lanes adjusted and limits diagnosed.
 const LINK_PERIOD: Duration = Duration::from_secs(1);
@@ -61,9 +71,11 @@ struct Slot {
     route: usize,
     partition: i32,
     state: PartitionState,
+    read_ahead: ReadAhead,
     source_leader: Option<i32>,
     target_leader: Option<i32>,
-    fetching: bool,
+    /// Its log bounds are being read after an out-of-range answer: no fetch meanwhile.
+    reading_bounds: bool,
     larger_fetch: bool,
     fetch_not_before: Instant,
     produce_not_before: Instant,
@@ -83,9 +95,12 @@ enum Completion {
     Fetch {
         broker: i32,
         lane: u16,
-        slots: Vec<usize>,
+        /// (slot, fetch offset) of each partition asked for.
+        asked: Vec<(usize, i64)>,
         /// Memory-budget bytes set aside for the response.
         reserved: usize,
+        /// Sent outside the lane's fetch session.
+        sessionless: bool,
         result: Result<FetchedResponse, WireError>,
     },
     Produce {
@@ -141,6 +156,8 @@ pub struct FlowRunner {
     commit_running: bool,
     committed: Vec<i64>,
     buffered_bytes: usize,
+    /// Answers read ahead of their partition's position, waiting for the data before them.
+    held_bytes: usize,
     /// Budget bytes promised to fetches in flight, so that parallel fetches stay within it.
     reserved_fetch_bytes: usize,
     sizing: FetchSizing,
@@ -229,6 +246,7 @@ impl FlowRunner {
             commit_running: false,
             committed: Vec::new(),
             buffered_bytes: 0,
+            held_bytes: 0,
             reserved_fetch_bytes: 0,
             sizing,
             links,
@@ -325,9 +343,10 @@ impl FlowRunner {
                 route,
                 partition: partition.partition,
                 state,
+                read_ahead: ReadAhead::default(),
                 source_leader: partition.source_leader,
                 target_leader: partition.target_leader,
-                fetching: false,
+                reading_bounds: false,
                 larger_fetch: false,
                 fetch_not_before: now,
                 produce_not_before: now,
@@ -452,14 +471,14 @@ impl FlowRunner {
     /// Ends a measuring period of the source links: lanes grow where they help, fetch
     /// sizes follow the round trip, and a new limit is logged once.
     fn evaluate_links(&mut self, period: Duration) {
-        let mut partitions_by_broker: BTreeMap<i32, usize> = BTreeMap::new();
+        let mut partitions: BTreeMap<i32, usize> = BTreeMap::new();
         let mut target_load: HashMap<i32, usize> = HashMap::new();
         let mut lag_records: u64 = 0;
         let mut live = 0;
         for slot in self.slots.iter().filter(|s| s.is_live()) {
             live += 1;
             if let Some(leader) = slot.source_leader {
-                *partitions_by_broker.entry(leader).or_default() += 1;
+                *partitions.entry(leader).or_default() += 1;
             }
             if let Some(leader) = slot.target_leader {
                 *target_load.entry(leader).or_default() += slot.state.buffered_bytes();
@@ -484,7 +503,7 @@ impl FlowRunner {
         let changed = self.links.evaluate(&FlowState {
             period,
             backlog_bytes: estimated_bytes(lag_records, &self.counters),
-            partitions_by_broker,
+            partitions_by_broker: partitions.clone(),
             awaiting_target: self.buffered_bytes,
             memory_budget: self.memory_budget(),
             partition_fetch_bytes: self.sizing.partition_max_bytes,
@@ -494,10 +513,23 @@ impl FlowRunner {
             tracing::info!(flow = %self.spec.name(), broker, lanes,
                 "long link with data waiting: more fetch connections to this source broker");
         }
+        // Lanes beyond a broker's partition count each keep one more partition fetch out.
+        // A broker with more lanes than partitions has up to two fetches out per lane.
+        let read_ahead_fetches: usize = partitions
+            .iter()
+            .map(|(&broker, &count)| {
+                let lanes = usize::from(self.links.lanes(broker));
+                if lanes > count {
+                    FETCHES_PER_READ_AHEAD_LANE * lanes - count
+                } else {
+                    0
+                }
+            })
+            .sum();
         self.sizing = fetch_sizing(
             self.links.rtt(),
             self.memory_budget(),
-            live,
+            live + read_ahead_fetches,
             self.spec.partition_fetch_bytes,
         );
         let limit = self.links.limit();
@@ -540,82 +572,175 @@ impl FlowRunner {
             self.slots[slot].state.progress()
         );
         self.slots[slot].stopped = Some(why);
+        self.drop_held(slot);
+    }
+
+    /// Forgets what was read ahead for a partition that stopped or starts over.
+    fn drop_held(&mut self, index: usize) {
+        let read_ahead = &mut self.slots[index].read_ahead;
+        self.held_bytes -= read_ahead.held_bytes();
+        read_ahead.clear_held();
     }
 
     fn launch_fetches(&mut self) {
         let now = Instant::now();
-        let per_partition_cap = self.sizing.partition_buffer_cap;
+        let fetch_bytes = self.sizing.partition_max_bytes;
         // Each broker's partitions spread over its lanes in a stable order, so that a
-        // partition stays in one fetch session while the lane count holds.
-        let mut ordinals: HashMap<i32, usize> = HashMap::new();
-        let mut lane_of_slot: Vec<Option<u16>> = Vec::with_capacity(self.slots.len());
+        // partition stays in the same fetch sessions while the lane count holds. With
+        // more lanes than partitions, the lanes beyond go to the partitions with data
+        // left to read: near the end of a copy the last partitions get them all.
+        let behind = |slot: &Slot| {
+            slot.state
+                .high_watermark()
+                .is_some_and(|end| end > slot.state.fetch_position())
+        };
+        let mut partitions_of: HashMap<i32, (usize, usize)> = HashMap::new();
+        for slot in self.slots.iter().filter(|s| s.is_live()) {
+            if let Some(leader) = slot.source_leader {
+                let (all, behind_count) = partitions_of.entry(leader).or_default();
+                *all += 1;
+                *behind_count += usize::from(behind(slot));
+            }
+        }
+        let read_ahead_broker = |leader: i32| {
+            usize::from(self.links.lanes(leader)) > partitions_of.get(&leader).map_or(0, |p| p.0)
+        };
+        let mut ordinals: HashMap<i32, (usize, usize)> = HashMap::new();
+        let mut lanes_of_slot: Vec<Vec<u16>> = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
-            lane_of_slot.push(slot.source_leader.filter(|_| slot.is_live()).map(|leader| {
-                let ordinal = ordinals.entry(leader).or_default();
-                *ordinal += 1;
-                lane_of(*ordinal - 1, self.links.lanes(leader))
-            }));
+            lanes_of_slot.push(match slot.source_leader.filter(|_| slot.is_live()) {
+                Some(leader) => {
+                    let lanes = self.links.lanes(leader);
+                    let (all, behind_count) = partitions_of[&leader];
+                    let (ordinal, behind_ordinal) = ordinals.entry(leader).or_default();
+                    *ordinal += 1;
+                    if usize::from(lanes) > all && behind(slot) {
+                        *behind_ordinal += 1;
+                        lanes_of(*behind_ordinal - 1, behind_count, lanes)
+                    } else {
+                        lanes_of(*ordinal - 1, all, lanes)
+                    }
+                }
+                None => Vec::new(),
+            });
         }
         let mut by_lane: BTreeMap<(i32, u16), Vec<usize>> = BTreeMap::new();
         let count = self.slots.len();
         for step in 0..count {
             let index = (self.fetch_rotation + step) % count;
             let slot = &self.slots[index];
-            let (Some(leader), Some(lane)) = (slot.source_leader, lane_of_slot[index]) else {
+            let Some(leader) = slot.source_leader else {
                 continue;
             };
-            if slot.fetching
-                || now < slot.fetch_not_before
-                || slot.state.buffered_bytes() >= per_partition_cap
-                || self
-                    .fetches_in_flight
-                    .get(&(leader, lane))
-                    .copied()
-                    .unwrap_or(0)
-                    > 0
-            {
+            if slot.reading_bounds || now < slot.fetch_not_before {
                 continue;
             }
-            by_lane.entry((leader, lane)).or_default().push(index);
+            let per_lane = if read_ahead_broker(leader) {
+                FETCHES_PER_READ_AHEAD_LANE
+            } else {
+                1
+            };
+            for &lane in &lanes_of_slot[index] {
+                let busy = self
+                    .fetches_in_flight
+                    .get(&(leader, lane))
+                    .is_some_and(|&n| n >= per_lane);
+                if !busy {
+                    by_lane.entry((leader, lane)).or_default().push(index);
+                }
+            }
         }
         self.fetch_rotation = self.fetch_rotation.wrapping_add(1);
         let budget = self.memory_budget();
         for ((leader, lane), mut indexes) in by_lane {
-            let room = budget.saturating_sub(self.buffered_bytes + self.reserved_fetch_bytes);
-            if room < self.sizing.partition_max_bytes {
+            let sessionless = read_ahead_broker(leader);
+            let per_lane = if sessionless {
+                FETCHES_PER_READ_AHEAD_LANE
+            } else {
+                1
+            };
+            let room = budget
+                .saturating_sub(self.buffered_bytes + self.held_bytes + self.reserved_fetch_bytes);
+            if room < fetch_bytes {
                 self.links.on_held_for_memory(leader);
                 return;
             }
             // A partition whose next batch didn't fit goes first: brokers always return
             // the first batch of the first partition whole.
             indexes.sort_by_key(|i| !self.slots[*i].larger_fetch);
-            let wanted: Vec<Wanted> = indexes
-                .iter()
-                .map(|index| {
-                    let slot = &self.slots[*index];
-                    let route = &self.routes[slot.route];
-                    // A batch larger than the partition limit comes back whole only
-                    // when its partition is the first of the response.
-                    let max_bytes = if slot.larger_fetch {
-                        MAX_FETCH_RESPONSE_BYTES
-                    } else {
-                        self.sizing.partition_max_bytes
-                    };
-                    Wanted {
-                        topic: route.source.clone(),
-                        topic_id: route.source_id,
-                        partition: slot.partition,
-                        fetch_offset: slot.state.fetch_position(),
-                        max_bytes: max_bytes as i32,
+            let mut asked: Vec<(usize, i64)> = Vec::new();
+            let mut wanted: Vec<Wanted> = Vec::new();
+            let mut requested = 0;
+            for index in indexes {
+                let slot = &mut self.slots[index];
+                if slot.state.buffered_bytes() >= self.sizing.partition_buffer_cap {
+                    continue;
+                }
+                let Some(next) = slot.read_ahead.next_fetch(
+                    slot.state.fetch_position(),
+                    slot.state.high_watermark(),
+                    fetch_bytes,
+                    now,
+                ) else {
+                    continue;
+                };
+                // Answers read ahead wait for the fetch at the position, which must always
+                // find room: with what is on its way they fill three quarters of the
+                // budget at most (all lanes out at once take half), and one partition
+                // one fetch per lane it is read on.
+                if next.ahead {
+                    let lanes = lanes_of_slot[index].len() * per_lane;
+                    let partition_holds =
+                        slot.read_ahead.held_bytes() + slot.read_ahead.outstanding_bytes();
+                    let flow_holds = self.held_bytes + self.reserved_fetch_bytes + requested;
+                    if partition_holds + next.max_bytes > (lanes + 1) * fetch_bytes
+                        || flow_holds + next.max_bytes > budget / 4 * 3
+                    {
+                        continue;
                     }
-                })
-                .collect();
-            let asked: usize = wanted.iter().map(|w| w.max_bytes as usize).sum();
-            let max_bytes = room.min(asked).min(MAX_FETCH_RESPONSE_BYTES);
+                }
+                // A batch larger than the partition limit comes back whole only when its
+                // partition is the first of the response.
+                let max_bytes = if slot.larger_fetch && !next.ahead {
+                    MAX_FETCH_RESPONSE_BYTES
+                } else if !slot.read_ahead.knows_shape() {
+                    // The first answer only has to show the partition's bytes per offset
+                    // before it can be read ahead; across a long link a small one comes
+                    // back several round trips sooner in slow start.
+                    next.max_bytes.min(FIRST_FETCH_BYTES)
+                } else {
+                    next.max_bytes
+                };
+                // A request cut short by the room left would end each partition's answer
+                // before the offset the next fetch ahead was sent at: a gap to fetch again.
+                if requested > 0 && requested + max_bytes > room {
+                    continue;
+                }
+                requested += max_bytes;
+                tracing::debug!(flow = %self.spec.name(), partition = slot.partition, lane,
+                    offset = next.offset, position = slot.state.fetch_position(), max_bytes,
+                    ahead = next.ahead, hedge = next.hedge, "fetch");
+                self.counters.fetches_sent_twice += u64::from(next.hedge);
+                slot.read_ahead.on_sent(next.offset, max_bytes, now);
+                asked.push((index, next.offset));
+                let route = &self.routes[slot.route];
+                wanted.push(Wanted {
+                    topic: route.source.clone(),
+                    topic_id: route.source_id,
+                    partition: slot.partition,
+                    fetch_offset: next.offset,
+                    max_bytes: max_bytes as i32,
+                });
+            }
+            if wanted.is_empty() {
+                continue;
+            }
+            let wanted_bytes: usize = wanted.iter().map(|w| w.max_bytes as usize).sum();
+            let max_bytes = room.min(wanted_bytes).min(MAX_FETCH_RESPONSE_BYTES);
             let session = match self.fetch_sessions.get_mut(&(leader, lane)) {
-                Some(session) => session.request(&wanted),
+                Some(session) if !sessionless => session.request(&wanted),
                 // Until the first answer shows the broker's Fetch version: no session.
-                None => SessionRequest {
+                _ => SessionRequest {
                     session_id: 0,
                     epoch: -1,
                     send: wanted,
@@ -659,9 +784,6 @@ impl FlowRunner {
                     ),
                 }
             }
-            for index in &indexes {
-                self.slots[*index].fetching = true;
-            }
             *self.fetches_in_flight.entry((leader, lane)).or_default() += 1;
             self.reserved_fetch_bytes += max_bytes;
             let request = FetchRequest::default()
@@ -682,8 +804,9 @@ impl FlowRunner {
                 Completion::Fetch {
                     broker: leader,
                     lane,
-                    slots: indexes,
+                    asked,
                     reserved: max_bytes,
+                    sessionless,
                     result,
                 }
             }));
@@ -885,8 +1008,12 @@ impl FlowRunner {
             return;
         }
         self.routes[index].retired = true;
-        for slot in self.slots.iter_mut().filter(|s| s.route == index) {
-            slot.retired = true;
+        let retiring: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].route == index)
+            .collect();
+        for slot in retiring {
+            self.slots[slot].retired = true;
+            self.drop_held(slot);
         }
         tracing::warn!(
             flow = %self.spec.name(),
@@ -951,12 +1078,13 @@ impl FlowRunner {
             Completion::Fetch {
                 broker,
                 lane,
-                slots,
+                asked,
                 reserved,
+                sessionless,
                 result,
             } => {
                 self.reserved_fetch_bytes = self.reserved_fetch_bytes.saturating_sub(reserved);
-                self.on_fetch(broker, lane, slots, result)
+                self.on_fetch(broker, lane, asked, sessionless, result)
             }
             Completion::Produce {
                 broker,
@@ -1056,14 +1184,19 @@ impl FlowRunner {
         &mut self,
         broker: i32,
         lane: u16,
-        slots: Vec<usize>,
+        asked: Vec<(usize, i64)>,
+        sessionless: bool,
         result: Result<FetchedResponse, WireError>,
     ) {
         if let Some(n) = self.fetches_in_flight.get_mut(&(broker, lane)) {
             *n = n.saturating_sub(1);
         }
-        for index in &slots {
-            self.slots[*index].fetching = false;
+        let now = Instant::now();
+        let mut took: HashMap<usize, Duration> = HashMap::new();
+        for &(index, offset) in &asked {
+            if let Some(duration) = self.slots[index].read_ahead.on_answered(offset, now) {
+                took.insert(index, duration);
+            }
         }
         let response = match result {
             Ok(FetchedResponse {
@@ -1072,6 +1205,7 @@ impl FlowRunner {
                 connection,
             }) => {
                 match self.fetch_sessions.get_mut(&(broker, lane)) {
+                    Some(_) if sessionless => {}
                     Some(session) => session.on_response(response.error_code, response.session_id),
                     None => {
                         self.fetch_sessions
@@ -1087,7 +1221,7 @@ impl FlowRunner {
                     session.reset();
                 }
                 self.metadata_wanted = true;
-                for index in slots {
+                for (index, _) in asked {
                     self.retry_later(index, true);
                 }
                 return;
@@ -1103,12 +1237,12 @@ impl FlowRunner {
         if let Some(error) = response.error_code.err() {
             tracing::warn!(flow = %self.spec.name(), broker, ?error, "fetch refused as a whole; retrying");
             self.metadata_wanted = true;
-            for index in slots {
+            for (index, _) in asked {
                 self.retry_later(index, true);
             }
             return;
         }
-        let asked: HashSet<usize> = slots.into_iter().collect();
+        let asked: HashMap<usize, i64> = asked.into_iter().collect();
         for topic in response.responses {
             let route = if topic.topic_id.is_nil() {
                 self.by_source_name.get(topic.topic.0.as_str()).copied()
@@ -1121,33 +1255,45 @@ impl FlowRunner {
                     continue;
                 };
                 // A partition that moved to another lane may still answer here once.
-                if !asked.contains(&index) {
+                let Some(&offset) = asked.get(&index) else {
                     continue;
-                }
-                self.on_fetched_partition(index, data);
+                };
+                self.on_fetched_partition(index, offset, took.get(&index).copied(), data);
             }
         }
     }
 
+    /// One partition's part of a fetch answer, for a fetch at `offset` that took `took`.
     fn on_fetched_partition(
         &mut self,
         index: usize,
+        offset: i64,
+        took: Option<Duration>,
         data: kafka_protocol::messages::fetch_response::PartitionData,
     ) {
+        if !self.slots[index].is_live() {
+            return;
+        }
+        let position = self.slots[index].state.fetch_position();
+        // An answer for a fetch ahead of the position is not needed yet: any failure is
+        // met again, and handled, by the fetch at the position.
+        let ahead = offset > position;
         if let Some(error) = data.error_code.err() {
             match classify_fetch_error(error) {
                 FetchOutcome::Retry {
                     refresh_metadata, ..
                 } => {
                     self.metadata_wanted |= refresh_metadata;
-                    self.retry_later(index, true);
+                    if !ahead {
+                        self.retry_later(index, true);
+                    }
                 }
+                _ if ahead => {}
                 FetchOutcome::OutOfRange => self.launch_log_bounds(index),
                 FetchOutcome::Stop { error } => {
-                    let offset = self.slots[index].state.fetch_position();
                     self.stop_partition(
                         index,
-                        offset,
+                        position,
                         format!("source fetch failed: {error:?} — {}", advice(error)),
                     );
                 }
@@ -1155,7 +1301,6 @@ impl FlowRunner {
             return;
         }
         let slot = &mut self.slots[index];
-        slot.fetch_failures = 0;
         slot.state
             .set_high_watermark(if data.last_stable_offset >= 0 {
                 data.last_stable_offset
@@ -1164,22 +1309,84 @@ impl FlowRunner {
             });
         let records = data.records.unwrap_or_default();
         if records.is_empty() {
+            if !ahead {
+                slot.fetch_failures = 0;
+            }
             return;
         }
-        let mut aborted = data.aborted_transactions.map(|list| {
-            AbortedTransactions::new(list.iter().map(|a| (a.producer_id.0, a.first_offset)))
+        tracing::debug!(flow = %self.spec.name(), partition = slot.partition, offset, position,
+            bytes = records.len(), ahead, "fetched");
+        if let Some(took) = took {
+            slot.read_ahead.observe_fetch_time(took);
+        }
+        let aborted: Option<Vec<(i64, i64)>> = data.aborted_transactions.map(|list| {
+            list.iter()
+                .map(|a| (a.producer_id.0, a.first_offset))
+                .collect()
         });
+        if ahead {
+            let before = slot.read_ahead.held_bytes();
+            slot.read_ahead.hold(offset, records, aborted);
+            self.held_bytes = self.held_bytes + slot.read_ahead.held_bytes() - before;
+        } else {
+            slot.fetch_failures = 0;
+            self.ingest_at_position(index, records, aborted);
+        }
+        self.take_read_ahead(index);
+    }
+
+    /// Ingests the answers read ahead that continue from the partition's position. Also
+    /// after an answer is held: one that starts inside the batch at the position (a
+    /// fetch estimated just past a short answer) is usable at once, and no other fetch
+    /// would be sent for the offsets it covers.
+    fn take_read_ahead(&mut self, index: usize) {
+        loop {
+            let slot = &mut self.slots[index];
+            if !slot.is_live() {
+                break;
+            }
+            let before = slot.read_ahead.held_bytes();
+            let ready = slot.read_ahead.take_ready(slot.state.fetch_position());
+            self.held_bytes -= before - slot.read_ahead.held_bytes();
+            self.counters.fetched_twice_bytes += slot.read_ahead.take_passed_bytes();
+            let Some(answer) = ready else {
+                break;
+            };
+            self.counters.read_ahead_answers += 1;
+            self.ingest_at_position(index, answer.records, answer.aborted);
+        }
+    }
+
+    /// Ingests fetched records from the partition's position on.
+    fn ingest_at_position(
+        &mut self,
+        index: usize,
+        records: Bytes,
+        aborted: Option<Vec<(i64, i64)>>,
+    ) {
+        let slot = &mut self.slots[index];
+        let mut aborted = aborted.map(AbortedTransactions::new);
         let max_batch_bytes = self.routes[slot.route].max_batch_bytes;
         let position = slot.state.fetch_position();
+        let bytes = records.len();
         match ingest(records, position, aborted.as_mut(), max_batch_bytes) {
             Ok(ingested) => {
                 let before = slot.state.buffered_bytes();
                 slot.larger_fetch = ingested.needs_larger_fetch;
+                // Only what lies beyond the position describes the offsets it advanced.
+                slot.read_ahead.observe(
+                    bytes
+                        .saturating_sub(ingested.bytes_before_position as usize)
+                        .saturating_sub(ingested.truncated_tail_bytes),
+                    ingested.next_fetch_position - position,
+                    ingested.items.len(),
+                );
                 slot.state
                     .accept(ingested.items, ingested.next_fetch_position);
                 self.buffered_bytes += slot.state.buffered_bytes() - before;
                 self.counters.dropped_control += ingested.dropped_control;
                 self.counters.dropped_aborted += ingested.dropped_aborted;
+                self.counters.fetched_twice_bytes += ingested.bytes_before_position;
                 self.counters.slow_path.add(&ingested.slow_path);
             }
             Err(error) => {
@@ -1196,7 +1403,7 @@ impl FlowRunner {
             self.retry_later(index, true);
             return;
         };
-        slot.fetching = true;
+        slot.reading_bounds = true;
         let topic = self.routes[slot.route].source.clone();
         let partition = slot.partition;
         let source = self.source.clone();
@@ -1221,7 +1428,7 @@ impl FlowRunner {
     }
 
     fn on_log_bounds(&mut self, index: usize, result: Result<(i64, i64), EngineError>) {
-        self.slots[index].fetching = false;
+        self.slots[index].reading_bounds = false;
         let (earliest, latest) = match result {
             Ok(bounds) => bounds,
             Err(error) => {
@@ -1238,6 +1445,7 @@ impl FlowRunner {
                 from = position, to = earliest, lost = earliest - position,
                 "source offsets were deleted by retention before strait copied them; continuing from the log start (raise retention on the source or keep strait running)"
             );
+            self.drop_held(index);
             let slot = &mut self.slots[index];
             slot.state = PartitionState::new(earliest);
         } else if position > latest {

@@ -24,6 +24,10 @@ pub struct Ingested {
     pub slow_path: SlowPathCounts,
     pub dropped_control: u64,
     pub dropped_aborted: u64,
+    /// Bytes of whole entries before the fetch position: fetched twice.
+    pub bytes_before_position: u64,
+    /// Bytes of a last entry cut off by the fetch size limit.
+    pub truncated_tail_bytes: usize,
 }
 
 /// Failure of one partition's data; the partition stops, the others go on.
@@ -53,12 +57,15 @@ pub fn ingest(
     };
     let mut aborted = aborted;
     let mut legacy_run: Vec<LegacyEntry> = Vec::new();
+    let whole_entries = split.entries.len();
 
     for entry in split.entries {
         match entry {
             RawEntry::Legacy(legacy) => {
                 if legacy.offset() >= fetch_position {
                     legacy_run.push(legacy);
+                } else {
+                    out.bytes_before_position += legacy.as_bytes().len() as u64;
                 }
             }
             RawEntry::V2(batch) => {
@@ -69,9 +76,10 @@ pub fn ingest(
     }
     flush_legacy(&mut legacy_run, &mut out, max_batch_bytes)?;
 
-    out.needs_larger_fetch = out.next_fetch_position == fetch_position
-        && split.truncated_tail_bytes > 0
-        && out.items.is_empty();
+    out.truncated_tail_bytes = split.truncated_tail_bytes;
+    // Only an answer whose very first entry was cut says the limit is too small: one
+    // that came from an earlier offset (read ahead, or stale) was cut by its own length.
+    out.needs_larger_fetch = whole_entries == 0 && split.truncated_tail_bytes > 0;
     Ok(out)
 }
 
@@ -90,6 +98,7 @@ fn take_v2(
     let last_offset = batch.last_offset();
     if last_offset < position {
         // Whole batches come back from an offset inside them; this one is done.
+        out.bytes_before_position += batch.len() as u64;
         return Ok(());
     }
     let resume_at = last_offset + 1;
@@ -189,4 +198,49 @@ fn push_rebuilt(
         out.items.push(Fetched::Skip { resume_at });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{encode_batch, Compression, Record};
+
+    /// `count` one-record batches at offsets `base..`, as a broker stores them.
+    fn log(base: i64, count: i64) -> Vec<u8> {
+        let mut blob = Vec::new();
+        for offset in base..base + count {
+            let record = Record {
+                offset,
+                timestamp: 1_700_000_000_000,
+                key: None,
+                value: Some(Bytes::from(vec![b'v'; 200])),
+                headers: Vec::new(),
+            };
+            let batch = encode_batch(&[record], Compression::None).unwrap();
+            let at = blob.len();
+            blob.extend_from_slice(batch.as_bytes());
+            blob[at..at + 8].copy_from_slice(&offset.to_be_bytes());
+        }
+        blob
+    }
+
+    #[test]
+    fn only_a_cut_first_entry_asks_for_a_larger_fetch() {
+        let whole = log(10, 3);
+        let cut_first = Bytes::copy_from_slice(&whole[..100]);
+        let ingested = ingest(cut_first, 10, None, usize::MAX).unwrap();
+        assert!(ingested.needs_larger_fetch);
+        assert!(ingested.items.is_empty());
+
+        // An answer from offset 10 cut inside its last batch, taken at position 12 (its
+        // whole batches were already had): nothing new, and no reason to fetch larger.
+        let cut_last = Bytes::copy_from_slice(&whole[..whole.len() - 10]);
+        let stale = ingest(cut_last, 12, None, usize::MAX).unwrap();
+        assert!(stale.items.is_empty());
+        assert!(!stale.needs_larger_fetch);
+        assert_eq!(stale.next_fetch_position, 12);
+        let one_batch = whole.len() as u64 / 3;
+        assert_eq!(stale.bytes_before_position, 2 * one_batch);
+        assert_eq!(stale.truncated_tail_bytes, one_batch as usize - 10);
+    }
 }

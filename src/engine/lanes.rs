@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
-use crate::config::{DEFAULT_MEMORY_BUDGET_BYTES, LONG_LINK_MEMORY_BUDGET_BYTES};
+use crate::config::{
+    DEFAULT_MEMORY_BUDGET_BYTES, LONG_LINK_MEMORY_BUDGET_BYTES, MAX_FETCH_CONNECTIONS_PER_BROKER,
+};
 
 /// Below this round-trip time one connection fills any link; the planner leaves it alone.
 pub const LONG_LINK_RTT: Duration = Duration::from_millis(5);
-/// More lanes than this buys nothing measurable and costs one fetch session each.
-pub const MAX_LANES: u16 = 16;
+pub const MAX_LANES: u16 = MAX_FETCH_CONNECTIONS_PER_BROKER;
 /// New connections start slowly (a handshake and ApiVersions, then TCP slow start needs
 /// eight to twelve round trips to reach a few MiB of window): a growth is judged this many
 /// round trips after it, at the earliest one period after it.
@@ -45,8 +46,9 @@ impl BrokerSample {
 /// The lane count of one source broker: fixed by configuration, or, while the link is
 /// long, the source has a backlog and the budget has room, as many as it takes for the
 /// measured window of one connection times the lanes to reach the in-flight goal, up to
-/// one lane per partition. Lanes are never taken back: a rate measured while new
-/// connections are in slow start (seconds at 300 ms) cannot judge them.
+/// the ceiling (lanes beyond the partition count read partitions ahead of themselves).
+/// Lanes are never taken back: a rate measured while new connections are in slow start
+/// (seconds at 300 ms) cannot judge them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LanePlanner {
     lanes: u16,
@@ -69,10 +71,9 @@ impl LanePlanner {
         self.lanes
     }
 
-    /// True when the count cannot grow any more: configured, or at one lane per
-    /// partition (or the ceiling).
-    pub fn at_limit(&self, partitions: usize) -> bool {
-        self.fixed || usize::from(self.lanes) >= partitions.min(MAX_LANES.into())
+    /// True when the count cannot grow any more: configured, or at the ceiling.
+    pub fn at_limit(&self) -> bool {
+        self.fixed || self.lanes >= MAX_LANES
     }
 
     /// True while a growth is still being judged: new connections are in slow start,
@@ -96,8 +97,9 @@ impl LanePlanner {
             }
             self.last_growth = None;
         }
-        let ceiling = sample.partitions.clamp(1, MAX_LANES.into()) as u16;
+        let ceiling = MAX_LANES;
         if sample.rtt < LONG_LINK_RTT
+            || sample.partitions == 0
             || !sample.backlog
             || sample.held_for_memory
             || self.lanes >= ceiling
@@ -124,9 +126,19 @@ impl LanePlanner {
     }
 }
 
-/// The lane of the `ordinal`-th partition (in a stable order) that a broker leads.
-pub fn lane_of(ordinal: usize, lanes: u16) -> u16 {
-    (ordinal % usize::from(lanes.max(1))) as u16
+/// The lanes of the `ordinal`-th of the `partitions` partitions (in a stable order) that
+/// a broker leads: one, round robin, while partitions outnumber lanes; with more lanes
+/// than partitions each partition reads ahead of itself on every lane congruent to its
+/// ordinal, so that few partitions still fill many connections.
+pub fn lanes_of(ordinal: usize, partitions: usize, lanes: u16) -> Vec<u16> {
+    let lanes = usize::from(lanes.max(1));
+    if lanes <= partitions {
+        return vec![(ordinal % lanes) as u16];
+    }
+    (ordinal..lanes)
+        .step_by(partitions.max(1))
+        .map(|lane| lane as u16)
+        .collect()
 }
 
 /// The flow's memory budget: as configured, else chosen by the link, larger once the
@@ -147,17 +159,19 @@ pub struct FetchSizing {
     pub partition_buffer_cap: usize,
 }
 
-/// On a short link the configured per-partition size; on a long one each partition gets
-/// up to half its share of the memory budget per fetch, so that the data in flight can
-/// cover the bandwidth-delay product, and never less than configured.
+/// On a short link the configured per-partition size; on a long one each fetch of a
+/// partition gets up to half its share of the memory budget, so that the data in flight
+/// can cover the bandwidth-delay product, and never less than configured.
+/// `partition_fetches`: how many partition fetches the flow may have out at once, one per
+/// partition and one more per lane that reads a partition ahead.
 pub fn fetch_sizing(
     rtt: Option<Duration>,
     memory_budget: usize,
-    live_partitions: usize,
+    partition_fetches: usize,
     configured_partition_bytes: usize,
 ) -> FetchSizing {
     let partition_max_bytes = match rtt {
-        Some(rtt) if rtt >= LONG_LINK_RTT => (memory_budget / (2 * live_partitions.max(1)))
+        Some(rtt) if rtt >= LONG_LINK_RTT => (memory_budget / (2 * partition_fetches.max(1)))
             .min(MAX_PARTITION_FETCH_BYTES)
             .max(configured_partition_bytes),
         _ => configured_partition_bytes,
@@ -189,52 +203,67 @@ mod tests {
     #[test]
     fn a_long_link_gets_the_lanes_whose_windows_cover_the_in_flight_goal() {
         let mut planner = LanePlanner::new(None);
-        // 20 MB/s at 100 ms: 2 MB per round trip; 32 MiB in flight needs 17, but eight
-        // partitions make eight lanes.
-        assert_eq!(planner.observe(&sample(100, 20)), Some(8));
+        // 40 MB/s at 100 ms: 4 MB per round trip; 32 MiB in flight needs nine lanes, one
+        // more than the eight partitions: the ninth reads a partition ahead.
+        assert_eq!(planner.observe(&sample(100, 40)), Some(9));
         assert!(planner.settling());
         // Sixteen round trips of 100 ms: judged in the second period after the growth.
         assert_eq!(planner.observe(&sample(100, 60)), None);
         assert!(planner.settling());
+        // Nine lanes carried 2 MB each per round trip: the goal needs seventeen.
+        assert_eq!(planner.observe(&sample(100, 180)), Some(17));
+        assert!(!planner.at_limit());
         assert_eq!(planner.observe(&sample(100, 90)), None);
-        assert!(!planner.settling());
-        assert_eq!(planner.observe(&sample(100, 118)), None);
-        assert_eq!(planner.lanes(), 8);
-        assert!(planner.at_limit(8));
+        // Seventeen at 1 MB each would want 34: the ceiling.
+        assert_eq!(planner.observe(&sample(100, 170)), Some(MAX_LANES));
+        assert!(planner.at_limit());
+        assert_eq!(planner.lanes(), MAX_LANES);
         let mut wide = LanePlanner::new(None);
         let windows_of_8_mb = BrokerSample {
             partitions: 64,
             ..sample(100, 80)
         };
         assert_eq!(wide.observe(&windows_of_8_mb), Some(5));
-        assert!(!wide.at_limit(64));
+        assert!(!wide.at_limit());
     }
 
     #[test]
     fn a_growth_on_a_longer_link_is_judged_after_more_periods() {
         let mut planner = LanePlanner::new(None);
-        assert_eq!(planner.observe(&sample(300, 10)), Some(8));
+        // 3 MB per round trip: twelve lanes for 32 MiB.
+        assert_eq!(planner.observe(&sample(300, 10)), Some(12));
         // Sixteen round trips of 300 ms: judged in the fifth period after the growth.
         for _ in 0..4 {
             assert_eq!(planner.observe(&sample(300, 5)), None);
             assert!(planner.settling());
         }
-        assert_eq!(planner.observe(&sample(300, 60)), None);
+        // Twelve lanes still carry 3 MB each: enough.
+        assert_eq!(planner.observe(&sample(300, 120)), None);
         assert!(!planner.settling());
-        assert_eq!(planner.lanes(), 8);
+        assert_eq!(planner.lanes(), 12);
     }
 
     #[test]
     fn a_backlog_before_anything_arrived_gets_every_lane_at_once() {
         let mut planner = LanePlanner::new(None);
         // The first fetch is still in slow start: no byte counted yet.
-        assert_eq!(planner.observe(&sample(300, 0)), Some(8));
+        assert_eq!(planner.observe(&sample(300, 0)), Some(MAX_LANES));
         let mut few = LanePlanner::new(None);
         let three_partitions = BrokerSample {
             partitions: 3,
             ..sample(100, 0)
         };
-        assert_eq!(few.observe(&three_partitions), Some(3));
+        assert_eq!(
+            few.observe(&three_partitions),
+            Some(MAX_LANES),
+            "lanes beyond the partitions read ahead"
+        );
+        let mut none = LanePlanner::new(None);
+        let no_partitions = BrokerSample {
+            partitions: 0,
+            ..sample(100, 0)
+        };
+        assert_eq!(none.observe(&no_partitions), None);
         // Near, or with nothing waiting, nothing arrived means nothing to do.
         let mut near = LanePlanner::new(None);
         assert_eq!(near.observe(&sample(1, 0)), None);
@@ -261,7 +290,7 @@ mod tests {
         };
         assert_eq!(planner.observe(&budget_bound), None);
         assert_eq!(planner.lanes(), 1);
-        assert!(!planner.at_limit(8));
+        assert!(!planner.at_limit());
     }
 
     #[test]
@@ -274,9 +303,16 @@ mod tests {
 
     #[test]
     fn partitions_spread_round_robin_over_the_lanes() {
-        let lanes: Vec<u16> = (0..6).map(|ordinal| lane_of(ordinal, 4)).collect();
-        assert_eq!(lanes, [0, 1, 2, 3, 0, 1]);
-        assert_eq!(lane_of(5, 0), 0);
+        let lanes: Vec<Vec<u16>> = (0..6).map(|ordinal| lanes_of(ordinal, 6, 4)).collect();
+        assert_eq!(lanes, [[0], [1], [2], [3], [0], [1]]);
+        assert_eq!(lanes_of(5, 6, 0), [0]);
+    }
+
+    #[test]
+    fn with_more_lanes_than_partitions_each_partition_gets_several() {
+        let lanes: Vec<Vec<u16>> = (0..3).map(|ordinal| lanes_of(ordinal, 3, 8)).collect();
+        assert_eq!(lanes, [vec![0, 3, 6], vec![1, 4, 7], vec![2, 5]]);
+        assert_eq!(lanes_of(0, 1, 4), [0, 1, 2, 3]);
     }
 
     #[test]
@@ -285,7 +321,7 @@ mod tests {
         let far = Some(Duration::from_millis(100));
         assert_eq!(memory_budget(None, None), 64 * MIB);
         assert_eq!(memory_budget(None, near), 64 * MIB);
-        assert_eq!(memory_budget(None, far), 256 * MIB);
+        assert_eq!(memory_budget(None, far), 512 * MIB);
         assert_eq!(memory_budget(Some(32 * MIB), far), 32 * MIB);
         assert_eq!(memory_budget(Some(512 * MIB), near), 512 * MIB);
     }

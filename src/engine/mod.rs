@@ -10,6 +10,7 @@ mod ingest;
 mod lanes;
 mod outcome;
 mod partition;
+mod read_ahead;
 mod routes;
 mod setup;
 mod source_links;

@@ -142,6 +142,11 @@ impl PartitionState {
         self.high_watermark = Some(high_watermark);
     }
 
+    /// The source log's end as last reported (last stable offset for read_committed).
+    pub fn high_watermark(&self) -> Option<i64> {
+        self.high_watermark
+    }
+
     /// Records (offsets) on the source not yet acknowledged by the target.
     pub fn lag(&self) -> Option<i64> {
         self.high_watermark.map(|hw| (hw - self.progress).max(0))

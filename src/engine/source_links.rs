@@ -169,7 +169,7 @@ impl SourceLinks {
                     rtt: link.rtt.unwrap_or_default(),
                     rate: link.rate,
                     lanes: link.active_lanes.max(1),
-                    lanes_at_limit: link.planner.at_limit(partitions),
+                    lanes_at_limit: link.planner.at_limit(),
                     fetch_bytes_per_lane: flow.partition_fetch_bytes
                         * partitions.div_ceil(usize::from(link.planner.lanes())),
                     receive_buffer: link.receive_buffer,
@@ -247,13 +247,14 @@ mod tests {
         assert_eq!(links.lanes(1), 1);
         assert_eq!(links.summary(), None);
         links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 40_000_000));
-        assert_eq!(links.evaluate(&flow(true)), vec![(1, 8)]);
+        // 4 MB per round trip; 32 MiB (half the budget) in flight takes nine.
+        assert_eq!(links.evaluate(&flow(true)), vec![(1, 9)]);
         // Slow start of the new connections: no verdict yet.
         assert_eq!(links.limit(), &Limit::None);
-        assert_eq!(links.lanes(1), 8);
+        assert_eq!(links.lanes(1), 9);
         assert_eq!(
             links.summary().as_deref(),
-            Some("rtt 100 ms, 8 fetch connections")
+            Some("rtt 100 ms, 9 fetch connections")
         );
         // Caught up: nothing grows and nothing limits.
         links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 140_000_000));

@@ -13,6 +13,13 @@ pub struct FlowCounters {
     pub dropped_aborted: u64,
     pub slow_path: SlowPathCounts,
     pub produce_retries: u64,
+    /// Answers to fetches ahead of their partition's position that were used.
+    pub read_ahead_answers: u64,
+    /// Slow fetches that answers read ahead waited for, sent again on another connection.
+    pub fetches_sent_twice: u64,
+    /// Fetched bytes the flow already had: overlap between fetches of one partition
+    /// read ahead on several connections.
+    pub fetched_twice_bytes: u64,
 }
 
 /// A snapshot taken at each status interval.
@@ -58,6 +65,20 @@ pub fn status_line(
             now.counters.slow_path
         ));
     }
+    if now.counters.read_ahead_answers > 0 {
+        line.push_str(&format!(
+            ", read ahead {} fetches ({} fetched twice",
+            now.counters.read_ahead_answers,
+            human_bytes(now.counters.fetched_twice_bytes)
+        ));
+        if now.counters.fetches_sent_twice > 0 {
+            line.push_str(&format!(
+                ", {} slow fetches sent again",
+                now.counters.fetches_sent_twice
+            ));
+        }
+        line.push(')');
+    }
     line
 }
 
@@ -101,6 +122,27 @@ mod tests {
         assert_eq!(
             line,
             "A->B: 2000 rec/s 2.0 MB/s, copied 21000 records 20.0 MiB, lag 42 records, 8 partitions, 1 STOPPED (see errors above)"
+        );
+    }
+
+    #[test]
+    fn status_line_counts_what_was_read_ahead() {
+        let now = StatusSample {
+            counters: FlowCounters {
+                records: 10,
+                bytes: 10_000,
+                read_ahead_answers: 12,
+                fetched_twice_bytes: 3 * 1024 * 1024,
+                ..FlowCounters::default()
+            },
+            lag_records: Some(0),
+            partitions: 1,
+            failed_partitions: 0,
+        };
+        let line = status_line("A->B", &now.counters, &now, Duration::from_secs(1));
+        assert!(
+            line.ends_with(", 1 partitions, read ahead 12 fetches (3.0 MiB fetched twice)"),
+            "{line}"
         );
     }
 

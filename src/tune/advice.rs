@@ -655,7 +655,7 @@ mod tests {
         let budget = &far.strait.unwrap()[2];
         assert_eq!(
             budget.subject,
-            "far strait.memory.budget.bytes unset: 256 MiB on this link"
+            "far strait.memory.budget.bytes unset: 512 MiB on this link"
         );
         assert_eq!(budget.verdict, Verdict::Ok);
         // A 4 ms link keeps the 64 MiB of a near source, short of 2 x 100 Gbit/s x 4 ms.

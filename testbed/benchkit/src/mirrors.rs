@@ -59,7 +59,12 @@ impl MirrorJob<'_> {
                     name,
                     programs.strait,
                     &["run".to_string(), config],
-                    &[("STRAIT_LOG", "info".to_string())],
+                    // STRAIT_LOG from the caller (e.g. strait::engine=debug) to look
+                    // inside a run; info otherwise.
+                    &[(
+                        "STRAIT_LOG",
+                        std::env::var("STRAIT_LOG").unwrap_or_else(|_| "info".to_string()),
+                    )],
                     &log,
                 )
             }

@@ -1,0 +1,524 @@
+//! Reading one partition ahead of itself. Across a long link one TCP connection moves
+//! at most its window per round trip, and the sending host's default ceiling (4 MiB of
+//! tcp_wmem) caps it at ~9 MiB/s over 300 ms. A flow with fewer partitions than the link
+//! needs connections therefore fetches each partition on several connections at once:
+//! one fetch at the partition's position, the others at offsets estimated from the bytes
+//! per offset seen so far. An answer that starts beyond the position is held until the
+//! data before it has arrived; what two answers both hold is dropped by offset when the
+//! later one is ingested, and a gap between them is fetched on its own. Pure: the driver
+//! reports fetches sent and answered, and hands held answers to ingest in offset order.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::batch::{split_records, RawEntry};
+
+/// Estimates of a fetch's reach leave this many batches of margin: an answer ends with
+/// the last batch that fits whole, so consecutive fetches then overlap by about a batch
+/// rather than leave a gap (a gap costs that partition one more round trip; an overlap
+/// only a batch of bandwidth).
+const MARGIN_BATCHES: f64 = 1.0;
+/// Weight of the newest answer in the running estimates.
+const NEWEST_WEIGHT: f64 = 0.25;
+/// A fetch that answers read ahead wait for is sent again on another connection once it
+/// has taken this many times as long as this partition's fetches usually take: one slow
+/// connection (a loss and its retransmission timeout across a long link) would hold the
+/// partition's whole read-ahead behind it.
+const HEDGE_AFTER_TYPICAL: f64 = 2.5;
+
+/// An answer that starts beyond the partition's position, kept until the position
+/// reaches it.
+#[derive(Debug, Clone)]
+pub struct HeldAnswer {
+    /// The first offset this answer holds (the fetch's offset, or the first batch when
+    /// it starts inside a batch).
+    pub start: i64,
+    /// The offset after its last whole entry.
+    pub end: i64,
+    pub records: Bytes,
+    /// `(producer_id, first_offset)` of the aborted transactions the broker listed, None
+    /// when the fetch read uncommitted data.
+    pub aborted: Option<Vec<(i64, i64)>>,
+}
+
+/// A fetch on its way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Outstanding {
+    offset: i64,
+    estimated_end: i64,
+    max_bytes: usize,
+    sent_at: Instant,
+    /// Sent again elsewhere, or itself a second sending: not sent again.
+    hedged: bool,
+}
+
+/// The next fetch one partition should send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextFetch {
+    pub offset: i64,
+    pub max_bytes: usize,
+    /// The fetch starts beyond the partition's position: its answer may have to wait.
+    pub ahead: bool,
+    /// A second sending of a slow fetch at the position that answers read ahead wait for.
+    pub hedge: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct ReadAhead {
+    /// In the order sent.
+    outstanding: Vec<Outstanding>,
+    held: BTreeMap<i64, HeldAnswer>,
+    held_bytes: usize,
+    bytes_per_offset: Option<f64>,
+    bytes_per_batch: Option<f64>,
+    /// How long this partition's fetches that brought data took, typically.
+    fetch_seconds: Option<f64>,
+    /// Bytes of held answers dropped because the position had passed them, not yet
+    /// reported.
+    passed_bytes: u64,
+}
+
+impl ReadAhead {
+    /// Bytes of answers held for later.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Bytes the fetches on their way may bring.
+    pub fn outstanding_bytes(&self) -> usize {
+        self.outstanding.iter().map(|o| o.max_bytes).sum()
+    }
+
+    /// Learns the partition's shape from data that arrived: `bytes` over `offsets`
+    /// offsets in `batches` entries.
+    pub fn observe(&mut self, bytes: usize, offsets: i64, batches: usize) {
+        if offsets <= 0 || batches == 0 || bytes == 0 {
+            return;
+        }
+        let blend = |old: Option<f64>, new: f64| {
+            Some(old.map_or(new, |old| old + NEWEST_WEIGHT * (new - old)))
+        };
+        self.bytes_per_offset = blend(self.bytes_per_offset, bytes as f64 / offsets as f64);
+        self.bytes_per_batch = blend(self.bytes_per_batch, bytes as f64 / batches as f64);
+    }
+
+    /// Whether data of this partition was seen, so that offsets can be estimated.
+    pub fn knows_shape(&self) -> bool {
+        self.bytes_per_offset.is_some()
+    }
+
+    /// Offsets a fetch of `max_bytes` is expected to cover for sure, None before any data
+    /// was seen.
+    fn reach(&self, max_bytes: usize) -> Option<i64> {
+        let (per_offset, per_batch) = (self.bytes_per_offset?, self.bytes_per_batch?);
+        let sure = max_bytes as f64 - MARGIN_BATCHES * per_batch;
+        (sure >= per_offset).then(|| (sure / per_offset) as i64)
+    }
+
+    /// The first offset at or after `position` that no fetch on its way and no held
+    /// answer covers, and where the next covered range starts after it.
+    fn first_uncovered(&self, position: i64) -> (i64, Option<i64>) {
+        let mut ranges: Vec<(i64, i64)> = self
+            .outstanding
+            .iter()
+            .map(|o| (o.offset, o.estimated_end))
+            .chain(self.held.values().map(|h| (h.start, h.end)))
+            .collect();
+        ranges.sort_unstable();
+        let mut uncovered = position;
+        for (start, end) in ranges {
+            if start > uncovered {
+                return (uncovered, Some(start));
+            }
+            uncovered = uncovered.max(end);
+        }
+        (uncovered, None)
+    }
+
+    /// What to fetch next for a partition at `position` whose source log ends (as far as
+    /// it may be read) at `log_end`, with fetches of `max_bytes`. A fetch ahead of the
+    /// position needs an estimate of the partition's bytes per offset and data beyond it
+    /// on the source; a fetch at the position is always possible (it waits for data).
+    pub fn next_fetch(
+        &self,
+        position: i64,
+        log_end: Option<i64>,
+        max_bytes: usize,
+        now: Instant,
+    ) -> Option<NextFetch> {
+        if let Some(slow) = self.slow_fetch_at(position, now) {
+            return Some(NextFetch {
+                offset: position,
+                max_bytes: slow.max_bytes,
+                ahead: false,
+                hedge: true,
+            });
+        }
+        let (offset, next_covered) = self.first_uncovered(position);
+        let ahead = offset > position;
+        if ahead && log_end.is_none_or(|end| offset >= end) {
+            return None;
+        }
+        if ahead && self.reach(max_bytes).is_none() {
+            return None;
+        }
+        // A gap before a range already covered is fetched with just enough room for it
+        // and one batch of overlap.
+        let max_bytes = match (next_covered, self.bytes_per_offset, self.bytes_per_batch) {
+            (Some(next), Some(per_offset), Some(per_batch)) => {
+                let gap = (next - offset) as f64 * per_offset + MARGIN_BATCHES * per_batch;
+                (gap.ceil() as usize).clamp(1, max_bytes)
+            }
+            _ => max_bytes,
+        };
+        Some(NextFetch {
+            offset,
+            max_bytes,
+            ahead,
+            hedge: false,
+        })
+    }
+
+    /// The fetch covering `position`, when answers read ahead wait for it and it takes
+    /// far longer than this partition's fetches usually do.
+    fn slow_fetch_at(&self, position: i64, now: Instant) -> Option<&Outstanding> {
+        let typical = self.fetch_seconds?;
+        if self.held.is_empty() {
+            return None;
+        }
+        self.outstanding.iter().find(|o| {
+            !o.hedged
+                && o.offset <= position
+                && position < o.estimated_end
+                && now.saturating_duration_since(o.sent_at).as_secs_f64()
+                    > HEDGE_AFTER_TYPICAL * typical
+        })
+    }
+
+    /// A fetch at `offset` for up to `max_bytes` was sent. One at an offset a slow fetch
+    /// covers is its second sending: neither is sent a third time.
+    pub fn on_sent(&mut self, offset: i64, max_bytes: usize, now: Instant) {
+        let reach = self.reach(max_bytes).unwrap_or(1).max(1);
+        let mut hedged = false;
+        for covering in self
+            .outstanding
+            .iter_mut()
+            .filter(|o| o.offset <= offset && offset < o.estimated_end)
+        {
+            covering.hedged = true;
+            hedged = true;
+        }
+        self.outstanding.push(Outstanding {
+            offset,
+            estimated_end: offset.saturating_add(reach),
+            max_bytes,
+            sent_at: now,
+            hedged,
+        });
+    }
+
+    /// The fetch at `offset` sent first was answered or failed; returns how long it took.
+    pub fn on_answered(&mut self, offset: i64, now: Instant) -> Option<Duration> {
+        let at = self.outstanding.iter().position(|o| o.offset == offset)?;
+        let answered = self.outstanding.remove(at);
+        Some(now.saturating_duration_since(answered.sent_at))
+    }
+
+    /// A fetch that brought data took `took`.
+    pub fn observe_fetch_time(&mut self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        self.fetch_seconds = Some(
+            self.fetch_seconds
+                .map_or(seconds, |old| old + NEWEST_WEIGHT * (seconds - old)),
+        );
+    }
+
+    /// Keeps an answer to a fetch at `offset` that starts beyond the position. Answers
+    /// without one whole entry, or that cannot be read, are dropped: the fetch at the
+    /// position will meet the same data and report it.
+    pub fn hold(&mut self, offset: i64, records: Bytes, aborted: Option<Vec<(i64, i64)>>) {
+        let Ok(split) = split_records(records.clone()) else {
+            return;
+        };
+        let bounds = |entry: &RawEntry| match entry {
+            RawEntry::V2(batch) => (batch.base_offset(), batch.last_offset() + 1),
+            RawEntry::Legacy(legacy) => (legacy.offset(), legacy.next_offset()),
+        };
+        let (Some(first), Some(last)) = (split.entries.first(), split.entries.last()) else {
+            return;
+        };
+        let start = bounds(first).0.min(offset);
+        let end = bounds(last).1;
+        if end <= offset {
+            return;
+        }
+        let whole = records.len() - split.truncated_tail_bytes;
+        self.observe(whole, end - start, split.entries.len());
+        // Two answers can start in the same batch (a gap fetch and the fetch after it):
+        // the one reaching further is kept, the other was fetched for nothing.
+        if let Some(held) = self.held.get(&start) {
+            if held.end >= end {
+                self.passed_bytes += records.len() as u64;
+                return;
+            }
+            self.passed_bytes += held.records.len() as u64;
+            self.held_bytes -= held.records.len();
+        }
+        self.held_bytes += records.len();
+        self.held.insert(
+            start,
+            HeldAnswer {
+                start,
+                end,
+                records,
+                aborted,
+            },
+        );
+    }
+
+    /// The held answer the partition at `position` can take now: the first that starts
+    /// at or before it. Answers wholly behind the position are dropped on the way.
+    pub fn take_ready(&mut self, position: i64) -> Option<HeldAnswer> {
+        loop {
+            let (&start, answer) = self.held.iter().next()?;
+            if start > position {
+                return None;
+            }
+            let end = answer.end;
+            let answer = self.held.remove(&start).expect("first key exists");
+            self.held_bytes -= answer.records.len();
+            if end > position {
+                return Some(answer);
+            }
+            self.passed_bytes += answer.records.len() as u64;
+        }
+    }
+
+    /// Bytes of held answers dropped since the last call because the position had
+    /// passed them: fetched twice.
+    pub fn take_passed_bytes(&mut self) -> u64 {
+        std::mem::take(&mut self.passed_bytes)
+    }
+
+    /// Drops every held answer (the partition stopped or starts over elsewhere); fetches
+    /// on their way are still reported when they end.
+    pub fn clear_held(&mut self) {
+        self.held.clear();
+        self.held_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{encode_batch, Compression, Record};
+
+    /// `batches` batches of `per_batch` records with 100-byte values, from `base`.
+    fn log_from(base: i64, batches: usize, per_batch: usize) -> Bytes {
+        let mut blob = Vec::new();
+        for b in 0..batches {
+            let records: Vec<Record> = (0..per_batch)
+                .map(|i| Record {
+                    offset: base + (b * per_batch + i) as i64,
+                    timestamp: 1_700_000_000_000,
+                    key: None,
+                    value: Some(Bytes::from(vec![b'x'; 100])),
+                    headers: Vec::new(),
+                })
+                .collect();
+            let batch = encode_batch(&records, Compression::None).unwrap();
+            // The base offset is outside the CRC: what a broker writes on append.
+            let at = blob.len();
+            blob.extend_from_slice(batch.as_bytes());
+            let base_offset = base + (b * per_batch) as i64;
+            blob[at..at + 8].copy_from_slice(&base_offset.to_be_bytes());
+        }
+        Bytes::from(blob)
+    }
+
+    fn shaped() -> ReadAhead {
+        let mut read_ahead = ReadAhead::default();
+        // 100 bytes per offset, 1,000 per batch.
+        read_ahead.observe(100_000, 1_000, 100);
+        read_ahead
+    }
+
+    #[test]
+    fn nothing_is_read_ahead_before_the_partition_shows_its_shape() {
+        let t0 = Instant::now();
+        let mut read_ahead = ReadAhead::default();
+        let at_position = read_ahead
+            .next_fetch(0, Some(1_000_000), 1 << 20, t0)
+            .unwrap();
+        assert_eq!(
+            at_position,
+            NextFetch {
+                offset: 0,
+                max_bytes: 1 << 20,
+                ahead: false,
+                hedge: false
+            }
+        );
+        read_ahead.on_sent(0, 1 << 20, t0);
+        assert_eq!(read_ahead.next_fetch(0, Some(1_000_000), 1 << 20, t0), None);
+    }
+
+    #[test]
+    fn fetches_leapfrog_with_a_margin_and_stop_at_the_log_end() {
+        let t0 = Instant::now();
+        let mut read_ahead = shaped();
+        let first = read_ahead
+            .next_fetch(500, Some(30_000), 100_000, t0)
+            .unwrap();
+        assert_eq!((first.offset, first.ahead), (500, false));
+        read_ahead.on_sent(first.offset, first.max_bytes, t0);
+        // 100,000 bytes less a batch of margin: 990 offsets for sure.
+        let second = read_ahead
+            .next_fetch(500, Some(30_000), 100_000, t0)
+            .unwrap();
+        assert_eq!(
+            second,
+            NextFetch {
+                offset: 1_490,
+                max_bytes: 100_000,
+                ahead: true,
+                hedge: false
+            }
+        );
+        read_ahead.on_sent(second.offset, second.max_bytes, t0);
+        assert_eq!(read_ahead.outstanding_bytes(), 200_000);
+        let third = read_ahead
+            .next_fetch(500, Some(30_000), 100_000, t0)
+            .unwrap();
+        assert_eq!(third.offset, 2_480);
+        assert_eq!(
+            read_ahead.next_fetch(500, Some(2_480), 100_000, t0),
+            None,
+            "nothing beyond the log end is fetched ahead"
+        );
+        assert_eq!(
+            read_ahead.next_fetch(500, None, 100_000, t0),
+            None,
+            "nor when the end is unknown"
+        );
+    }
+
+    #[test]
+    fn a_gap_is_fetched_with_room_for_it_and_one_batch_of_overlap() {
+        let t0 = Instant::now();
+        let mut read_ahead = shaped();
+        read_ahead.on_sent(2_000, 100_000, t0);
+        let gap = read_ahead
+            .next_fetch(1_900, Some(10_000), 100_000, t0)
+            .unwrap();
+        // 100 offsets of 100 bytes and a batch of margin.
+        assert_eq!(
+            gap,
+            NextFetch {
+                offset: 1_900,
+                max_bytes: 11_000,
+                ahead: false,
+                hedge: false
+            }
+        );
+    }
+
+    #[test]
+    fn an_answer_ahead_waits_until_the_position_reaches_it() {
+        let t0 = Instant::now();
+        let mut read_ahead = shaped();
+        read_ahead.on_sent(1_000, 50_000, t0);
+        // The broker answers from the batch holding offset 1,000, which starts at 990.
+        let answer = log_from(990, 3, 10);
+        read_ahead.on_answered(1_000, t0);
+        read_ahead.hold(1_000, answer.clone(), Some(vec![(7, 995)]));
+        assert_eq!(read_ahead.held_bytes(), answer.len());
+        assert!(read_ahead.take_ready(989).is_none());
+        let ready = read_ahead.take_ready(990).unwrap();
+        assert_eq!((ready.start, ready.end), (990, 1_020));
+        assert_eq!(ready.aborted, Some(vec![(7, 995)]));
+        assert_eq!(read_ahead.held_bytes(), 0);
+        // A held answer counts as covered: the next fetch goes past it.
+        read_ahead.hold(1_000, answer, None);
+        let beyond = read_ahead
+            .next_fetch(990, Some(5_000), 100_000, t0)
+            .unwrap();
+        assert_eq!((beyond.offset, beyond.ahead), (1_020, true));
+        // Before it, only the gap is fetched: ten offsets and a batch of margin.
+        let gap = read_ahead
+            .next_fetch(980, Some(5_000), 100_000, t0)
+            .unwrap();
+        assert_eq!((gap.offset, gap.ahead), (980, false));
+        assert!(gap.max_bytes < 5_000, "{gap:?}");
+    }
+
+    #[test]
+    fn a_slow_fetch_that_answers_wait_for_is_sent_once_more() {
+        let t0 = Instant::now();
+        let mut read_ahead = shaped();
+        let second = Duration::from_secs(1);
+        // Fetches of this partition take a second.
+        read_ahead.on_sent(0, 100_000, t0);
+        read_ahead.on_sent(990, 100_000, t0);
+        let took = read_ahead.on_answered(990, t0 + second).unwrap();
+        assert_eq!(took, second);
+        read_ahead.observe_fetch_time(took);
+        let slow = |read_ahead: &ReadAhead, after: Duration| {
+            read_ahead
+                .next_fetch(0, Some(10_000), 100_000, t0 + after)
+                .filter(|next| next.hedge)
+        };
+        assert_eq!(slow(&read_ahead, 4 * second), None, "nothing waits for it");
+        read_ahead.hold(990, log_from(990, 3, 10), None);
+        assert_eq!(slow(&read_ahead, 2 * second), None, "not slow yet");
+        let hedge = slow(&read_ahead, 3 * second).unwrap();
+        assert_eq!(
+            (hedge.offset, hedge.max_bytes, hedge.ahead),
+            (0, 100_000, false)
+        );
+        read_ahead.on_sent(hedge.offset, hedge.max_bytes, t0 + 3 * second);
+        assert_eq!(slow(&read_ahead, 9 * second), None, "sent twice at most");
+        // Whichever answers first is the one reported; the other follows.
+        assert!(read_ahead.on_answered(0, t0 + 4 * second).is_some());
+        assert!(read_ahead.on_answered(0, t0 + 5 * second).is_some());
+        assert_eq!(read_ahead.outstanding_bytes(), 0);
+    }
+
+    #[test]
+    fn answers_behind_the_position_or_without_a_whole_batch_are_dropped() {
+        let mut read_ahead = shaped();
+        let behind = log_from(100, 2, 10);
+        let later = log_from(200, 2, 10);
+        read_ahead.hold(100, behind, None);
+        read_ahead.hold(200, later.clone(), None);
+        assert!(
+            read_ahead.take_ready(150).is_none(),
+            "100..120 is behind 150, and 200.. is not reached"
+        );
+        assert_eq!(
+            read_ahead.take_passed_bytes(),
+            log_from(100, 2, 10).len() as u64
+        );
+        assert_eq!(read_ahead.take_passed_bytes(), 0);
+        assert_eq!(read_ahead.held_bytes(), later.len());
+        let ready = read_ahead.take_ready(205).unwrap();
+        assert_eq!((ready.start, ready.end), (200, 220));
+
+        // Two answers from the same batch on: the one reaching further is kept.
+        let shorter = log_from(400, 1, 10);
+        let longer = log_from(400, 3, 10);
+        read_ahead.hold(405, longer.clone(), None);
+        read_ahead.hold(400, shorter.clone(), None);
+        assert_eq!(read_ahead.held_bytes(), longer.len());
+        assert_eq!(read_ahead.take_passed_bytes(), shorter.len() as u64);
+        let kept = read_ahead.take_ready(400).unwrap();
+        assert_eq!((kept.start, kept.end), (400, 430));
+
+        let cut = log_from(300, 1, 10);
+        read_ahead.hold(300, cut.slice(..cut.len() - 1), None);
+        assert_eq!(read_ahead.held_bytes(), 0, "no whole batch: nothing held");
+        assert!(read_ahead.take_ready(300).is_none());
+    }
+}
