@@ -513,7 +513,6 @@ impl FlowRunner {
             tracing::info!(flow = %self.spec.name(), broker, lanes,
                 "long link with data waiting: more fetch connections to this source broker");
         }
-        // Lanes beyond a broker's partition count each keep one more partition fetch out.
         // A broker with more lanes than partitions has up to two fetches out per lane.
         let read_ahead_fetches: usize = partitions
             .iter()
@@ -605,6 +604,13 @@ impl FlowRunner {
         let read_ahead_broker = |leader: i32| {
             usize::from(self.links.lanes(leader)) > partitions_of.get(&leader).map_or(0, |p| p.0)
         };
+        let fetches_per_lane = |leader: i32| {
+            if read_ahead_broker(leader) {
+                FETCHES_PER_READ_AHEAD_LANE
+            } else {
+                1
+            }
+        };
         let mut ordinals: HashMap<i32, (usize, usize)> = HashMap::new();
         let mut lanes_of_slot: Vec<Vec<u16>> = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
@@ -635,11 +641,7 @@ impl FlowRunner {
             if slot.reading_bounds || now < slot.fetch_not_before {
                 continue;
             }
-            let per_lane = if read_ahead_broker(leader) {
-                FETCHES_PER_READ_AHEAD_LANE
-            } else {
-                1
-            };
+            let per_lane = fetches_per_lane(leader);
             for &lane in &lanes_of_slot[index] {
                 let busy = self
                     .fetches_in_flight
@@ -654,11 +656,7 @@ impl FlowRunner {
         let budget = self.memory_budget();
         for ((leader, lane), mut indexes) in by_lane {
             let sessionless = read_ahead_broker(leader);
-            let per_lane = if sessionless {
-                FETCHES_PER_READ_AHEAD_LANE
-            } else {
-                1
-            };
+            let per_lane = fetches_per_lane(leader);
             let room = budget
                 .saturating_sub(self.buffered_bytes + self.held_bytes + self.reserved_fetch_bytes);
             if room < fetch_bytes {
