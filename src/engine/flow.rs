@@ -26,7 +26,10 @@ use super::error::EngineError;
 use super::events::{FlowEvent, RouteInfo};
 use super::fetch_session::{FetchSession, SessionRequest, Wanted};
 use super::ingest::ingest;
-use super::lanes::{fetch_sizing, lanes_of, memory_budget, FetchSizing};
+use super::lanes::{
+    fetch_sizing, fetches_per_lane, lanes_of, memory_budget, partition_fetches, reads_ahead,
+    FetchSizing, LaneSet,
+};
 use super::outcome::{
     advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome,
 };
@@ -44,12 +47,6 @@ const MAX_PRODUCE_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 const MAX_FETCH_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// A partition's first fetch, at most.
 const FIRST_FETCH_BYTES: usize = 256 * 1024;
-/// Fetches in flight on one connection that reads partitions ahead. A broker serves one
-/// request per connection at a time and reads the next once the previous answer is queued
-/// to its socket, so a second fetch waiting there removes the round trip the connection
-/// would otherwise idle between two; such connections carry a partition or two, so they
-/// fetch without sessions, which would need one answer before the next request.
-const FETCHES_PER_READ_AHEAD_LANE: usize = 2;
 const SHUTDOWN_DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// How often the links to the source are measured, lanes adjusted and limits diagnosed.
 const LINK_PERIOD: Duration = Duration::from_secs(1);
@@ -513,17 +510,9 @@ impl FlowRunner {
             tracing::info!(flow = %self.spec.name(), broker, lanes,
                 "long link with data waiting: more fetch connections to this source broker");
         }
-        // A broker with more lanes than partitions has up to two fetches out per lane.
         let read_ahead_fetches: usize = partitions
             .iter()
-            .map(|(&broker, &count)| {
-                let lanes = usize::from(self.links.lanes(broker));
-                if lanes > count {
-                    FETCHES_PER_READ_AHEAD_LANE * lanes - count
-                } else {
-                    0
-                }
-            })
+            .map(|(&broker, &count)| partition_fetches(self.links.lanes(broker), count) - count)
             .sum();
         self.sizing = fetch_sizing(
             self.links.rtt(),
@@ -601,18 +590,9 @@ impl FlowRunner {
                 *behind_count += usize::from(behind(slot));
             }
         }
-        let read_ahead_broker = |leader: i32| {
-            usize::from(self.links.lanes(leader)) > partitions_of.get(&leader).map_or(0, |p| p.0)
-        };
-        let fetches_per_lane = |leader: i32| {
-            if read_ahead_broker(leader) {
-                FETCHES_PER_READ_AHEAD_LANE
-            } else {
-                1
-            }
-        };
+        let partitions_led = |leader: i32| partitions_of.get(&leader).map_or(0, |p| p.0);
         let mut ordinals: HashMap<i32, (usize, usize)> = HashMap::new();
-        let mut lanes_of_slot: Vec<Vec<u16>> = Vec::with_capacity(self.slots.len());
+        let mut lanes_of_slot: Vec<LaneSet> = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
             lanes_of_slot.push(match slot.source_leader.filter(|_| slot.is_live()) {
                 Some(leader) => {
@@ -620,14 +600,14 @@ impl FlowRunner {
                     let (all, behind_count) = partitions_of[&leader];
                     let (ordinal, behind_ordinal) = ordinals.entry(leader).or_default();
                     *ordinal += 1;
-                    if usize::from(lanes) > all && behind(slot) {
+                    if reads_ahead(lanes, all) && behind(slot) {
                         *behind_ordinal += 1;
                         lanes_of(*behind_ordinal - 1, behind_count, lanes)
                     } else {
                         lanes_of(*ordinal - 1, all, lanes)
                     }
                 }
-                None => Vec::new(),
+                None => LaneSet::NONE,
             });
         }
         let mut by_lane: BTreeMap<(i32, u16), Vec<usize>> = BTreeMap::new();
@@ -641,8 +621,8 @@ impl FlowRunner {
             if slot.reading_bounds || now < slot.fetch_not_before {
                 continue;
             }
-            let per_lane = fetches_per_lane(leader);
-            for &lane in &lanes_of_slot[index] {
+            let per_lane = fetches_per_lane(self.links.lanes(leader), partitions_led(leader));
+            for lane in lanes_of_slot[index].iter() {
                 let busy = self
                     .fetches_in_flight
                     .get(&(leader, lane))
@@ -655,8 +635,8 @@ impl FlowRunner {
         self.fetch_rotation = self.fetch_rotation.wrapping_add(1);
         let budget = self.memory_budget();
         for ((leader, lane), mut indexes) in by_lane {
-            let sessionless = read_ahead_broker(leader);
-            let per_lane = fetches_per_lane(leader);
+            let sessionless = reads_ahead(self.links.lanes(leader), partitions_led(leader));
+            let per_lane = fetches_per_lane(self.links.lanes(leader), partitions_led(leader));
             let room = budget
                 .saturating_sub(self.buffered_bytes + self.held_bytes + self.reserved_fetch_bytes);
             if room < fetch_bytes {
@@ -1305,11 +1285,11 @@ impl FlowRunner {
             } else {
                 data.high_watermark
             });
+        if !ahead {
+            slot.fetch_failures = 0;
+        }
         let records = data.records.unwrap_or_default();
         if records.is_empty() {
-            if !ahead {
-                slot.fetch_failures = 0;
-            }
             return;
         }
         tracing::debug!(flow = %self.spec.name(), partition = slot.partition, offset, position,
@@ -1327,7 +1307,6 @@ impl FlowRunner {
             slot.read_ahead.hold(offset, records, aborted);
             self.held_bytes = self.held_bytes + slot.read_ahead.held_bytes() - before;
         } else {
-            slot.fetch_failures = 0;
             self.ingest_at_position(index, records, aborted);
         }
         self.take_read_ahead(index);

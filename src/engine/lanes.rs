@@ -126,19 +126,80 @@ impl LanePlanner {
     }
 }
 
+/// Fetches in flight on one lane of a broker with more lanes than partitions. A broker
+/// serves one request per connection at a time and reads the next once the previous answer
+/// is queued to its socket, so a second fetch waiting there removes the round trip the
+/// connection would otherwise idle between two; such lanes carry a partition or two, so
+/// they fetch without sessions, which would need one answer before the next request.
+pub const FETCHES_PER_READ_AHEAD_LANE: usize = 2;
+
+/// Whether a broker with `lanes` lanes and `partitions` live partitions reads them ahead.
+pub fn reads_ahead(lanes: u16, partitions: usize) -> bool {
+    usize::from(lanes) > partitions
+}
+
+/// Fetches one lane of such a broker keeps in flight.
+pub fn fetches_per_lane(lanes: u16, partitions: usize) -> usize {
+    if reads_ahead(lanes, partitions) {
+        FETCHES_PER_READ_AHEAD_LANE
+    } else {
+        1
+    }
+}
+
+/// Partition fetches a broker's lanes may have out at once: one per partition, or two per
+/// lane when they read ahead.
+pub fn partition_fetches(lanes: u16, partitions: usize) -> usize {
+    if reads_ahead(lanes, partitions) {
+        FETCHES_PER_READ_AHEAD_LANE * usize::from(lanes)
+    } else {
+        partitions
+    }
+}
+
+/// The lanes one partition is fetched on: `first`, then every `step`-th up to `lanes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneSet {
+    first: u16,
+    step: u16,
+    lanes: u16,
+}
+
+impl LaneSet {
+    pub const NONE: LaneSet = LaneSet {
+        first: 0,
+        step: 1,
+        lanes: 0,
+    };
+
+    pub fn iter(self) -> impl Iterator<Item = u16> {
+        (self.first..self.lanes).step_by(usize::from(self.step))
+    }
+
+    pub fn len(self) -> usize {
+        self.iter().count()
+    }
+}
+
 /// The lanes of the `ordinal`-th of the `partitions` partitions (in a stable order) that
 /// a broker leads: one, round robin, while partitions outnumber lanes; with more lanes
 /// than partitions each partition reads ahead of itself on every lane congruent to its
 /// ordinal, so that few partitions still fill many connections.
-pub fn lanes_of(ordinal: usize, partitions: usize, lanes: u16) -> Vec<u16> {
-    let lanes = usize::from(lanes.max(1));
-    if lanes <= partitions {
-        return vec![(ordinal % lanes) as u16];
+pub fn lanes_of(ordinal: usize, partitions: usize, lanes: u16) -> LaneSet {
+    let lanes = lanes.max(1);
+    if !reads_ahead(lanes, partitions) {
+        let lane = (ordinal % usize::from(lanes)) as u16;
+        return LaneSet {
+            first: lane,
+            step: 1,
+            lanes: lane + 1,
+        };
     }
-    (ordinal..lanes)
-        .step_by(partitions.max(1))
-        .map(|lane| lane as u16)
-        .collect()
+    LaneSet {
+        first: ordinal as u16,
+        step: partitions.max(1) as u16,
+        lanes,
+    }
 }
 
 /// The flow's memory budget: as configured, else chosen by the link, larger once the
@@ -303,16 +364,25 @@ mod tests {
 
     #[test]
     fn partitions_spread_round_robin_over_the_lanes() {
-        let lanes: Vec<Vec<u16>> = (0..6).map(|ordinal| lanes_of(ordinal, 6, 4)).collect();
+        let lanes: Vec<Vec<u16>> = (0..6)
+            .map(|ordinal| lanes_of(ordinal, 6, 4).iter().collect())
+            .collect();
         assert_eq!(lanes, [[0], [1], [2], [3], [0], [1]]);
-        assert_eq!(lanes_of(5, 6, 0), [0]);
+        assert_eq!(lanes_of(5, 6, 0).iter().collect::<Vec<_>>(), [0]);
     }
 
     #[test]
     fn with_more_lanes_than_partitions_each_partition_gets_several() {
-        let lanes: Vec<Vec<u16>> = (0..3).map(|ordinal| lanes_of(ordinal, 3, 8)).collect();
+        let lanes: Vec<Vec<u16>> = (0..3)
+            .map(|ordinal| lanes_of(ordinal, 3, 8).iter().collect())
+            .collect();
         assert_eq!(lanes, [vec![0, 3, 6], vec![1, 4, 7], vec![2, 5]]);
-        assert_eq!(lanes_of(0, 1, 4), [0, 1, 2, 3]);
+        assert_eq!(lanes_of(0, 1, 4).iter().collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert_eq!(lanes_of(2, 3, 8).len(), 2);
+        assert_eq!(LaneSet::NONE.len(), 0);
+        assert_eq!(partition_fetches(8, 3), 16);
+        assert_eq!(partition_fetches(2, 3), 3);
+        assert_eq!((fetches_per_lane(8, 3), fetches_per_lane(3, 3)), (2, 1));
     }
 
     #[test]

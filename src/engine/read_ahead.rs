@@ -97,9 +97,6 @@ impl ReadAhead {
         if offsets <= 0 || batches == 0 || bytes == 0 {
             return;
         }
-        let blend = |old: Option<f64>, new: f64| {
-            Some(old.map_or(new, |old| old + NEWEST_WEIGHT * (new - old)))
-        };
         self.bytes_per_offset = blend(self.bytes_per_offset, bytes as f64 / offsets as f64);
         self.bytes_per_batch = blend(self.bytes_per_batch, bytes as f64 / batches as f64);
     }
@@ -228,11 +225,7 @@ impl ReadAhead {
 
     /// A fetch that brought data took `took`.
     pub fn observe_fetch_time(&mut self, took: Duration) {
-        let seconds = took.as_secs_f64();
-        self.fetch_seconds = Some(
-            self.fetch_seconds
-                .map_or(seconds, |old| old + NEWEST_WEIGHT * (seconds - old)),
-        );
+        self.fetch_seconds = blend(self.fetch_seconds, took.as_secs_f64());
     }
 
     /// Keeps an answer to a fetch at `offset` that starts beyond the position. Answers
@@ -308,6 +301,11 @@ impl ReadAhead {
         self.held.clear();
         self.held_bytes = 0;
     }
+}
+
+/// A running estimate with the newest value weighed in.
+fn blend(old: Option<f64>, new: f64) -> Option<f64> {
+    Some(old.map_or(new, |old| old + NEWEST_WEIGHT * (new - old)))
 }
 
 #[cfg(test)]
