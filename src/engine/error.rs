@@ -41,6 +41,12 @@ pub enum EngineError {
         partition: i32,
         error: ResponseError,
     },
+    #[error("cluster {cluster}: DescribeLogDirs on broker {broker} failed: {error:?} — grant strait DESCRIBE on the cluster to let it read partitions ahead from the first second")]
+    LogDirs {
+        cluster: String,
+        broker: i32,
+        error: ResponseError,
+    },
     #[error("source topic {topic} is not on cluster {cluster} — check the flow's topics setting")]
     MissingSourceTopic { cluster: String, topic: String },
     #[error(transparent)]

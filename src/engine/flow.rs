@@ -30,11 +30,12 @@ use super::lanes::{
     fetch_sizing, fetches_per_lane, lanes_of, memory_budget, partition_fetches, reads_ahead,
     FetchSizing, LaneSet,
 };
+use super::log_shape::{self, PartitionKey};
 use super::outcome::{
     advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome,
 };
 use super::partition::PartitionState;
-use super::read_ahead::ReadAhead;
+use super::read_ahead::{Answered, ReadAhead};
 use super::routes::{Prepared, RouteSetup};
 use super::setup::{self, ProducerIdentity};
 use super::source_links::{FlowState, SourceLinks};
@@ -69,6 +70,8 @@ struct Slot {
     partition: i32,
     state: PartitionState,
     read_ahead: ReadAhead,
+    /// The source was asked for this partition's log size (see `log_shape`).
+    shape_probed: bool,
     source_leader: Option<i32>,
     target_leader: Option<i32>,
     /// Its log bounds are being read after an out-of-range answer: no fetch meanwhile.
@@ -120,6 +123,7 @@ enum Completion {
     },
     Discovered(Result<Arc<MetadataSnapshot>, WireError>),
     Prepared(Result<Prepared, EngineError>),
+    Shapes(Result<HashMap<PartitionKey, f64>, EngineError>),
 }
 
 /// What a flow did, returned when it stops.
@@ -149,6 +153,13 @@ pub struct FlowRunner {
     produces_in_flight: HashMap<i32, usize>,
     metadata_wanted: bool,
     metadata_running: bool,
+    /// Partitions were added whose bytes per offset the source's log sizes may tell.
+    shape_probe_wanted: bool,
+    shape_probe_running: bool,
+    /// A failed probe was reported once; later ones go to debug.
+    shape_probe_failure_told: bool,
+    /// Evaluate the source links now rather than at the end of the period.
+    links_due: bool,
     discovery_running: bool,
     commit_running: bool,
     committed: Vec<i64>,
@@ -239,6 +250,10 @@ impl FlowRunner {
             produces_in_flight: HashMap::new(),
             metadata_wanted: false,
             metadata_running: false,
+            shape_probe_wanted: false,
+            shape_probe_running: false,
+            shape_probe_failure_told: false,
+            links_due: false,
             discovery_running: false,
             commit_running: false,
             committed: Vec::new(),
@@ -297,6 +312,7 @@ impl FlowRunner {
     /// Adds prepared topics and partitions; a topic already known keeps its place.
     fn integrate(&mut self, prepared: Prepared) {
         let now = Instant::now();
+        self.shape_probe_wanted = true;
         for route in prepared.routes {
             match self.by_source_name.get(&route.source) {
                 Some(&index) => self.routes[index].max_batch_bytes = route.max_batch_bytes,
@@ -341,6 +357,7 @@ impl FlowRunner {
                 partition: partition.partition,
                 state,
                 read_ahead: ReadAhead::default(),
+                shape_probed: false,
                 source_leader: partition.source_leader,
                 target_leader: partition.target_leader,
                 reading_bounds: false,
@@ -394,6 +411,11 @@ impl FlowRunner {
             }
             self.launch_produces();
             self.launch_maintenance();
+            if std::mem::take(&mut self.links_due) {
+                self.evaluate_links(link_period_start.elapsed());
+                link_period_start = Instant::now();
+                link_timer.reset();
+            }
 
             tokio::select! {
                 Some(done) = self.tasks.next() => self.complete(done),
@@ -497,6 +519,10 @@ impl FlowRunner {
             }
         }
         let before = self.links.limit().clone();
+        let lanes_before: HashMap<i32, u16> = partitions
+            .keys()
+            .map(|&broker| (broker, self.links.lanes(broker)))
+            .collect();
         let changed = self.links.evaluate(&FlowState {
             period,
             backlog_bytes: estimated_bytes(lag_records, &self.counters),
@@ -509,6 +535,8 @@ impl FlowRunner {
         for (broker, lanes) in changed {
             tracing::info!(flow = %self.spec.name(), broker, lanes,
                 "long link with data waiting: more fetch connections to this source broker");
+            let first_new = lanes_before.get(&broker).copied().unwrap_or(1);
+            self.open_lanes(broker, first_new..lanes);
         }
         let read_ahead_fetches: usize = partitions
             .iter()
@@ -528,6 +556,23 @@ impl FlowRunner {
             } else if limit.is_actionable() {
                 tracing::info!(flow = %self.spec.name(), "{limit}");
             }
+        }
+    }
+
+    /// Opens new fetch connections before their first fetch: across a long link the
+    /// handshake and version exchange take round trips that would otherwise delay the
+    /// first answers read ahead. A connection that fails is met again, and reported, by
+    /// the first fetch on its lane.
+    fn open_lanes(&self, broker: i32, lanes: std::ops::Range<u16>) {
+        for lane in lanes {
+            let source = self.source.clone();
+            let announce = self.fetch_connected.clone();
+            tokio::spawn(async move {
+                if let Ok(connection) = source.connection_lane(broker, Purpose::Fetch, lane).await {
+                    // The flow may have finished; then nobody needs the connection.
+                    let _ = announce.send(((broker, lane), connection));
+                }
+            });
         }
     }
 
@@ -633,7 +678,13 @@ impl FlowRunner {
             }
         }
         self.fetch_rotation = self.fetch_rotation.wrapping_add(1);
+        // Idle lanes first: a partition's first fetch of the round is its most urgent
+        // (at its position, or a gap that answers read ahead wait for), and behind
+        // another answer on a long link's connection it would wait seconds.
+        let mut by_lane: Vec<((i32, u16), Vec<usize>)> = by_lane.into_iter().collect();
+        by_lane.sort_by_key(|(key, _)| self.fetches_in_flight.get(key).copied().unwrap_or(0));
         let budget = self.memory_budget();
+        let live_partitions = self.slots.iter().filter(|s| s.is_live()).count().max(1);
         for ((leader, lane), mut indexes) in by_lane {
             let sessionless = reads_ahead(self.links.lanes(leader), partitions_led(leader));
             let per_lane = fetches_per_lane(self.links.lanes(leader), partitions_led(leader));
@@ -664,14 +715,22 @@ impl FlowRunner {
                 };
                 // Answers read ahead wait for the fetch at the position, which must always
                 // find room: with what is on its way they fill three quarters of the
-                // budget at most (all lanes out at once take half), and one partition
-                // one fetch per lane it is read on.
+                // budget at most (all lanes out at once take half). One partition holds
+                // up to twice what its lanes carry at once, so that while its answers
+                // wait for a gap to be fetched (behind another answer on a long link's
+                // connection, a second or more) its lanes go on instead of falling idle;
+                // but no more than its share of half the budget (beyond, a partition
+                // waiting for its position stops the others), and at least its lanes'
+                // fetches and one more.
                 if next.ahead {
                     let lanes = lanes_of_slot[index].len() * per_lane;
+                    let partition_cap = (2 * lanes * fetch_bytes)
+                        .min(budget / 2 / live_partitions)
+                        .max((lanes + 1) * fetch_bytes);
                     let partition_holds =
                         slot.read_ahead.held_bytes() + slot.read_ahead.outstanding_bytes();
                     let flow_holds = self.held_bytes + self.reserved_fetch_bytes + requested;
-                    if partition_holds + next.max_bytes > (lanes + 1) * fetch_bytes
+                    if partition_holds + next.max_bytes > partition_cap
                         || flow_holds + next.max_bytes > budget / 4 * 3
                     {
                         continue;
@@ -697,9 +756,13 @@ impl FlowRunner {
                 requested += max_bytes;
                 tracing::debug!(flow = %self.spec.name(), partition = slot.partition, lane,
                     offset = next.offset, position = slot.state.fetch_position(), max_bytes,
-                    ahead = next.ahead, hedge = next.hedge, "fetch");
+                    ahead = next.ahead, hedge = next.hedge, gap = next.gap,
+                    margin = slot.read_ahead.margin(fetch_bytes), "fetch");
                 self.counters.fetches_sent_twice += u64::from(next.hedge);
-                slot.read_ahead.on_sent(next.offset, max_bytes, now);
+                self.counters.gaps_fetched += u64::from(next.gap);
+                let full_size = !next.gap && max_bytes == fetch_bytes;
+                slot.read_ahead
+                    .on_sent(next.offset, max_bytes, full_size, now);
                 asked.push((index, next.offset));
                 let route = &self.routes[slot.route];
                 wanted.push(Wanted {
@@ -884,6 +947,9 @@ impl FlowRunner {
                 Completion::Metadata { source, target }
             }));
         }
+        if self.shape_probe_wanted && !self.shape_probe_running {
+            self.launch_shape_probe();
+        }
         if self.producer_reset_wanted
             && !self.producer_reset_running
             && self.produces_in_flight.values().all(|n| *n == 0)
@@ -893,6 +959,64 @@ impl FlowRunner {
             self.tasks.push(Box::pin(async move {
                 Completion::ProducerId(setup::init_producer_id(&target).await)
             }));
+        }
+    }
+
+    /// Asks the source for the log sizes of partitions not yet fetched from, so that
+    /// they are read ahead from their first fetch on (see `log_shape`).
+    fn launch_shape_probe(&mut self) {
+        self.shape_probe_wanted = false;
+        let mut by_leader: HashMap<i32, Vec<PartitionKey>> = HashMap::new();
+        for slot in self.slots.iter_mut().filter(|s| s.is_live()) {
+            if slot.shape_probed || slot.read_ahead.knows_shape() {
+                continue;
+            }
+            // Without a leader, asked once metadata names one.
+            if let Some(leader) = slot.source_leader {
+                slot.shape_probed = true;
+                let key = (self.routes[slot.route].source.clone(), slot.partition);
+                by_leader.entry(leader).or_default().push(key);
+            }
+        }
+        if by_leader.is_empty() {
+            return;
+        }
+        self.shape_probe_running = true;
+        let source = self.source.clone();
+        self.tasks.push(Box::pin(async move {
+            Completion::Shapes(log_shape::probe(&source, &by_leader).await)
+        }));
+    }
+
+    fn on_shapes(&mut self, result: Result<HashMap<PartitionKey, f64>, EngineError>) {
+        self.shape_probe_running = false;
+        // The first fetch connection has measured the round trip by now: a long link with
+        // a backlog gets its connections a period sooner, while the seeded estimates let
+        // them read ahead from their first fetch.
+        self.links_due = true;
+        let shapes = match result {
+            Ok(shapes) => shapes,
+            Err(error) => {
+                // Only the first answers of a long link wait longer; nothing else needs it.
+                if self.shape_probe_failure_told {
+                    tracing::debug!(flow = %self.spec.name(), %error,
+                        "source log sizes unknown; partitions are read ahead once their first answers arrive");
+                } else {
+                    self.shape_probe_failure_told = true;
+                    tracing::info!(flow = %self.spec.name(), %error,
+                        "source log sizes unknown; partitions are read ahead once their first answers arrive, \
+                         which costs a few round trips at the start of a long link");
+                }
+                return;
+            }
+        };
+        for slot in &mut self.slots {
+            let key = (self.routes[slot.route].source.clone(), slot.partition);
+            if let Some(&bytes_per_offset) = shapes.get(&key) {
+                tracing::debug!(flow = %self.spec.name(), topic = %key.0, partition = key.1,
+                    bytes_per_offset, "read ahead by the source log's average");
+                slot.read_ahead.seed_shape(bytes_per_offset);
+            }
         }
     }
 
@@ -1098,6 +1222,7 @@ impl FlowRunner {
             }
             Completion::LogBounds { slot, result } => self.on_log_bounds(slot, result),
             Completion::Discovered(result) => self.on_discovered(result),
+            Completion::Shapes(result) => self.on_shapes(result),
             Completion::Prepared(result) => {
                 self.discovery_running = false;
                 match result {
@@ -1122,6 +1247,7 @@ impl FlowRunner {
         self.metadata_running = false;
         match (source, target) {
             (Ok(source), Ok(target)) => {
+                self.shape_probe_wanted = true;
                 for slot in &mut self.slots {
                     let route = &self.routes[slot.route];
                     slot.source_leader = source
@@ -1170,10 +1296,10 @@ impl FlowRunner {
             *n = n.saturating_sub(1);
         }
         let now = Instant::now();
-        let mut took: HashMap<usize, Duration> = HashMap::new();
+        let mut answered: HashMap<usize, Answered> = HashMap::new();
         for &(index, offset) in &asked {
-            if let Some(duration) = self.slots[index].read_ahead.on_answered(offset, now) {
-                took.insert(index, duration);
+            if let Some(fetch) = self.slots[index].read_ahead.on_answered(offset, now) {
+                answered.insert(index, fetch);
             }
         }
         let response = match result {
@@ -1236,17 +1362,17 @@ impl FlowRunner {
                 let Some(&offset) = asked.get(&index) else {
                     continue;
                 };
-                self.on_fetched_partition(index, offset, took.get(&index).copied(), data);
+                self.on_fetched_partition(index, offset, answered.get(&index).copied(), data);
             }
         }
     }
 
-    /// One partition's part of a fetch answer, for a fetch at `offset` that took `took`.
+    /// One partition's part of a fetch answer, for a fetch at `offset`.
     fn on_fetched_partition(
         &mut self,
         index: usize,
         offset: i64,
-        took: Option<Duration>,
+        answered: Option<Answered>,
         data: kafka_protocol::messages::fetch_response::PartitionData,
     ) {
         if !self.slots[index].is_live() {
@@ -1293,10 +1419,16 @@ impl FlowRunner {
             return;
         }
         tracing::debug!(flow = %self.spec.name(), partition = slot.partition, offset, position,
-            bytes = records.len(), ahead, "fetched");
-        if let Some(took) = took {
-            slot.read_ahead.observe_fetch_time(took);
+            bytes = records.len(), ahead,
+            expected_end = answered.and_then(|a| a.expected_end), "fetched");
+        if let Some(answered) = answered {
+            slot.read_ahead.observe_fetch_time(answered.took);
         }
+        // An answer from before the position (a fetch overtaken by one read ahead) ends
+        // where it ends, but ingest sees only what lies beyond the position.
+        let expected_end = answered
+            .and_then(|answered| answered.expected_end)
+            .filter(|_| offset >= position);
         let aborted: Option<Vec<(i64, i64)>> = data.aborted_transactions.map(|list| {
             list.iter()
                 .map(|a| (a.producer_id.0, a.first_offset))
@@ -1304,10 +1436,10 @@ impl FlowRunner {
         });
         if ahead {
             let before = slot.read_ahead.held_bytes();
-            slot.read_ahead.hold(offset, records, aborted);
+            slot.read_ahead.hold(offset, expected_end, records, aborted);
             self.held_bytes = self.held_bytes + slot.read_ahead.held_bytes() - before;
         } else {
-            self.ingest_at_position(index, records, aborted);
+            self.ingest_at_position(index, records, aborted, expected_end);
         }
         self.take_read_ahead(index);
     }
@@ -1330,16 +1462,19 @@ impl FlowRunner {
                 break;
             };
             self.counters.read_ahead_answers += 1;
-            self.ingest_at_position(index, answer.records, answer.aborted);
+            // Its reach was learnt when it was held.
+            self.ingest_at_position(index, answer.records, answer.aborted, None);
         }
     }
 
-    /// Ingests fetched records from the partition's position on.
+    /// Ingests fetched records from the partition's position on, the answer to a fetch
+    /// expected to end at `expected_end` (see `Answered`).
     fn ingest_at_position(
         &mut self,
         index: usize,
         records: Bytes,
         aborted: Option<Vec<(i64, i64)>>,
+        expected_end: Option<i64>,
     ) {
         let slot = &mut self.slots[index];
         let mut aborted = aborted.map(AbortedTransactions::new);
@@ -1350,6 +1485,12 @@ impl FlowRunner {
             Ok(ingested) => {
                 let before = slot.state.buffered_bytes();
                 slot.larger_fetch = ingested.needs_larger_fetch;
+                if let (Some(expected_end), true) =
+                    (expected_end, ingested.truncated_tail_bytes > 0)
+                {
+                    slot.read_ahead
+                        .observe_reach(expected_end, ingested.next_fetch_position);
+                }
                 // Only what lies beyond the position describes the offsets it advanced.
                 slot.read_ahead.observe(
                     bytes

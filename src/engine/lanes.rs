@@ -17,6 +17,17 @@ pub const MAX_LANES: u16 = MAX_FETCH_CONNECTIONS_PER_BROKER;
 /// eight to twelve round trips to reach a few MiB of window): a growth is judged this many
 /// round trips after it, at the earliest one period after it.
 const ROUND_TRIPS_TO_SETTLE: u32 = 16;
+/// The first lane count of a long link with data waiting, before any window was
+/// measured: one lane per this much round trip. With Linux's default send buffers a
+/// connection carries up to 4 MiB per round trip, so this plans for ~400 MiB/s; more
+/// lanes than the link needs only queue more fetches at the source broker, and every
+/// answer then waits longer behind the others.
+const ROUND_TRIP_PER_FIRST_LANE: Duration = Duration::from_millis(10);
+/// Lanes grow beyond the first count only while each carries at least this much per
+/// round trip: a connection held back by its window (half of Linux's default
+/// 4 MiB send buffer ceiling, which slow start and loss keep it below). Below it, the
+/// link or the source sets the pace, not the number of connections.
+const WINDOW_LIMITED_BYTES: f64 = 2.0 * 1024.0 * 1024.0;
 /// The largest per-partition fetch on a long link: a larger one only delays the first
 /// produce of a response.
 const MAX_PARTITION_FETCH_BYTES: usize = 32 * 1024 * 1024;
@@ -44,7 +55,9 @@ impl BrokerSample {
 }
 
 /// The lane count of one source broker: fixed by configuration, or, while the link is
-/// long, the source has a backlog and the budget has room, as many as it takes for the
+/// long, the source has a backlog and the budget has room, first one lane per 10 ms of
+/// round trip (all at once, so that they ramp up together rather than one after the
+/// other), then, while each lane's window holds it back, as many as it takes for the
 /// measured window of one connection times the lanes to reach the in-flight goal, up to
 /// the ceiling (lanes beyond the partition count read partitions ahead of themselves).
 /// Lanes are never taken back: a rate measured while new connections are in slow start
@@ -55,6 +68,8 @@ pub struct LanePlanner {
     fixed: bool,
     /// Periods since the last growth, while it is still settling.
     last_growth: Option<u32>,
+    /// The first count of a long link was taken.
+    sized: bool,
 }
 
 impl LanePlanner {
@@ -64,6 +79,7 @@ impl LanePlanner {
             lanes: configured.unwrap_or(1).clamp(1, MAX_LANES),
             fixed: configured.is_some(),
             last_growth: None,
+            sized: false,
         }
     }
 
@@ -106,15 +122,15 @@ impl LanePlanner {
         {
             return None;
         }
-        // Bytes one connection carried per round trip: what its window allowed. Nothing
-        // yet (the first fetch still in slow start) says no more than that windows start
-        // small: a backlog across a long link gets every lane at once, so that all of them
-        // ramp up together instead of one after the other.
-        let window = rate * sample.rtt.as_secs_f64() / f64::from(self.lanes);
-        let wanted = if window < 1.0 {
-            f64::from(ceiling)
-        } else {
+        let wanted = if std::mem::replace(&mut self.sized, true) {
+            // Bytes one connection carried per round trip: what its window allowed.
+            let window = rate * sample.rtt.as_secs_f64() / f64::from(self.lanes);
+            if window < WINDOW_LIMITED_BYTES {
+                return None;
+            }
             (sample.in_flight_goal as f64 / window).ceil()
+        } else {
+            f64::from(first_lanes(sample.rtt, sample.partitions))
         };
         let next = (wanted.min(f64::from(ceiling)) as u16).max(self.lanes);
         if next == self.lanes {
@@ -124,6 +140,21 @@ impl LanePlanner {
         self.lanes = next;
         Some(next)
     }
+}
+
+/// The first lane count of a long link: one per 10 ms of round trip; beyond the partition
+/// count, a multiple of it, so that each partition is read ahead on as many lanes.
+fn first_lanes(rtt: Duration, partitions: usize) -> u16 {
+    let by_rtt = rtt
+        .as_nanos()
+        .div_ceil(ROUND_TRIP_PER_FIRST_LANE.as_nanos())
+        .min(u128::from(MAX_LANES)) as usize;
+    let lanes = if by_rtt > partitions && partitions > 0 {
+        by_rtt.next_multiple_of(partitions)
+    } else {
+        by_rtt
+    };
+    lanes.clamp(1, usize::from(MAX_LANES)) as u16
 }
 
 /// Fetches in flight on one lane of a broker with more lanes than partitions. A broker
@@ -262,63 +293,100 @@ mod tests {
     }
 
     #[test]
-    fn a_long_link_gets_the_lanes_whose_windows_cover_the_in_flight_goal() {
+    fn a_long_link_first_gets_a_lane_per_10_ms_of_round_trip() {
+        let first = |rtt_ms: u64, partitions: usize| {
+            let mut planner = LanePlanner::new(None);
+            let lanes = planner.observe(&BrokerSample {
+                partitions,
+                ..sample(rtt_ms, 0)
+            });
+            assert!(planner.settling());
+            lanes
+        };
+        // Ten lanes at 100 ms, rounded to two per partition so each reads ahead alike.
+        assert_eq!(first(100, 8), Some(16));
+        assert_eq!(first(100, 3), Some(12));
+        assert_eq!(
+            first(50, 8),
+            Some(5),
+            "fewer than the partitions: no read-ahead"
+        );
+        assert_eq!(first(100, 64), Some(10));
+        assert_eq!(first(300, 8), Some(MAX_LANES));
+        assert_eq!(
+            first(300, 7),
+            Some(MAX_LANES),
+            "the ceiling before the multiple"
+        );
+        // What already arrived does not change the first count: a first answer in slow
+        // start says nothing about the windows.
+        assert_eq!(first(300, 8), first(300, 8).map(|lanes| lanes.max(1)));
+        let mut early = LanePlanner::new(None);
+        assert_eq!(early.observe(&sample(100, 2)), Some(16));
+    }
+
+    #[test]
+    fn lanes_grow_further_only_while_their_windows_hold_them_back() {
         let mut planner = LanePlanner::new(None);
-        // 40 MB/s at 100 ms: 4 MB per round trip; 32 MiB in flight needs nine lanes, one
-        // more than the eight partitions: the ninth reads a partition ahead.
-        assert_eq!(planner.observe(&sample(100, 40)), Some(9));
-        assert!(planner.settling());
+        assert_eq!(planner.observe(&sample(100, 0)), Some(16));
         // Sixteen round trips of 100 ms: judged in the second period after the growth.
         assert_eq!(planner.observe(&sample(100, 60)), None);
         assert!(planner.settling());
-        // Nine lanes carried 2 MB each per round trip: the goal needs seventeen.
-        assert_eq!(planner.observe(&sample(100, 180)), Some(17));
+        // 120 MB/s over 16 lanes is 0.75 MB per lane and round trip: the link, not the
+        // windows, sets the pace.
+        assert_eq!(planner.observe(&sample(100, 120)), None);
+        assert!(!planner.settling());
+        assert_eq!(planner.lanes(), 16);
+        // 400 MB/s is 2.5 MB per lane: windows are the limit; a 64 MiB goal needs 27.
+        let window_bound = BrokerSample {
+            in_flight_goal: 64 * MIB,
+            ..sample(100, 400)
+        };
+        assert_eq!(planner.observe(&window_bound), Some(27));
         assert!(!planner.at_limit());
         assert_eq!(planner.observe(&sample(100, 90)), None);
-        // Seventeen at 1 MB each would want 34: the ceiling.
-        assert_eq!(planner.observe(&sample(100, 170)), Some(MAX_LANES));
-        assert!(planner.at_limit());
-        assert_eq!(planner.lanes(), MAX_LANES);
-        let mut wide = LanePlanner::new(None);
-        let windows_of_8_mb = BrokerSample {
-            partitions: 64,
-            ..sample(100, 80)
+        // 27 lanes at 4 MB each would want 9 for 32 MiB: never fewer than there are.
+        assert_eq!(planner.observe(&sample(100, 1080)), None);
+        let huge_goal = BrokerSample {
+            in_flight_goal: 512 * MIB,
+            ..sample(100, 1080)
         };
-        assert_eq!(wide.observe(&windows_of_8_mb), Some(5));
-        assert!(!wide.at_limit());
+        assert_eq!(planner.observe(&huge_goal), Some(MAX_LANES));
+        assert!(planner.at_limit());
     }
 
     #[test]
     fn a_growth_on_a_longer_link_is_judged_after_more_periods() {
         let mut planner = LanePlanner::new(None);
-        // 3 MB per round trip: twelve lanes for 32 MiB.
-        assert_eq!(planner.observe(&sample(300, 10)), Some(12));
-        // Sixteen round trips of 300 ms: judged in the fifth period after the growth.
-        for _ in 0..4 {
-            assert_eq!(planner.observe(&sample(300, 5)), None);
+        let long_goal = BrokerSample {
+            partitions: 64,
+            in_flight_goal: 256 * MIB,
+            ..sample(200, 0)
+        };
+        assert_eq!(planner.observe(&long_goal), Some(20));
+        // Sixteen round trips of 200 ms: judged in the third period after the growth.
+        for _ in 0..2 {
+            assert_eq!(
+                planner.observe(&BrokerSample {
+                    bytes: 10_000_000,
+                    ..long_goal
+                }),
+                None
+            );
             assert!(planner.settling());
         }
-        // Twelve lanes still carry 3 MB each: enough.
-        assert_eq!(planner.observe(&sample(300, 120)), None);
-        assert!(!planner.settling());
-        assert_eq!(planner.lanes(), 12);
+        // Twenty lanes carry 3 MB each per round trip: window-bound, 90 wanted.
+        assert_eq!(
+            planner.observe(&BrokerSample {
+                bytes: 300_000_000,
+                ..long_goal
+            }),
+            Some(MAX_LANES)
+        );
     }
 
     #[test]
-    fn a_backlog_before_anything_arrived_gets_every_lane_at_once() {
-        let mut planner = LanePlanner::new(None);
-        // The first fetch is still in slow start: no byte counted yet.
-        assert_eq!(planner.observe(&sample(300, 0)), Some(MAX_LANES));
-        let mut few = LanePlanner::new(None);
-        let three_partitions = BrokerSample {
-            partitions: 3,
-            ..sample(100, 0)
-        };
-        assert_eq!(
-            few.observe(&three_partitions),
-            Some(MAX_LANES),
-            "lanes beyond the partitions read ahead"
-        );
+    fn nothing_waiting_or_no_partitions_keep_one_lane() {
         let mut none = LanePlanner::new(None);
         let no_partitions = BrokerSample {
             partitions: 0,

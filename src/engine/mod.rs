@@ -8,6 +8,7 @@ mod fetch_session;
 mod flow;
 mod ingest;
 mod lanes;
+mod log_shape;
 mod outcome;
 mod partition;
 mod read_ahead;

@@ -15,11 +15,23 @@ use bytes::Bytes;
 
 use crate::batch::{split_records, RawEntry};
 
-/// Estimates of a fetch's reach leave this many batches of margin: an answer ends with
-/// the last batch that fits whole, so consecutive fetches then overlap by about a batch
+/// Estimates of a fetch's reach leave at least this many batches of margin: an answer
+/// ends with the last batch that fits whole and starts with the batch holding its
+/// offset, so with an exact estimate consecutive fetches then overlap by about a batch
 /// rather than leave a gap (a gap costs that partition one more round trip; an overlap
 /// only a batch of bandwidth).
 const MARGIN_BATCHES: f64 = 1.0;
+/// How far above its mean a fetch's shortfall is allowed for, in standard deviations:
+/// about one fetch in twenty leaves a gap when the partition's bytes per offset wander.
+const SHORTFALL_SPREAD: f64 = 1.65;
+/// The margin never takes more than this share of a fetch: a partition whose answers
+/// wander further is still read ahead, with gaps to fetch.
+const MAX_MARGIN_SHARE: f64 = 0.25;
+/// The margin until answers have shown how far fetches reach: the bytes per offset of
+/// the first answer, or the partition's average over its whole log (see `seed_shape`),
+/// may be off by several percent for the part fetched next, and every gap stalls the
+/// partition for a round trip or more.
+const UNMEASURED_MARGIN_SHARE: f64 = 0.125;
 /// Weight of the newest answer in the running estimates.
 const NEWEST_WEIGHT: f64 = 0.25;
 /// A fetch that answers read ahead wait for is sent again on another connection once it
@@ -48,10 +60,21 @@ pub struct HeldAnswer {
 struct Outstanding {
     offset: i64,
     estimated_end: i64,
+    /// Where the answer would end if `max_bytes` from the offset on were all whole
+    /// entries (no margin), when the partition's shape was known.
+    expected_end: Option<i64>,
     max_bytes: usize,
     sent_at: Instant,
     /// Sent again elsewhere, or itself a second sending: not sent again.
     hedged: bool,
+}
+
+/// A fetch that was answered or failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Answered {
+    pub took: Duration,
+    /// See `Outstanding::expected_end`.
+    pub expected_end: Option<i64>,
 }
 
 /// The next fetch one partition should send.
@@ -63,6 +86,8 @@ pub struct NextFetch {
     pub ahead: bool,
     /// A second sending of a slow fetch at the position that answers read ahead wait for.
     pub hedge: bool,
+    /// Fills a gap two fetches left between them.
+    pub gap: bool,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +98,13 @@ pub struct ReadAhead {
     held_bytes: usize,
     bytes_per_offset: Option<f64>,
     bytes_per_batch: Option<f64>,
+    /// `bytes_per_offset` is the log's average, not yet from data that arrived.
+    seeded: bool,
+    /// How many bytes short of its expected end an answer cut by its size limit ended
+    /// (mean, and mean of squares): start inside a batch, cut-off last batch and the
+    /// error of the bytes-per-offset estimate together.
+    shortfall: Option<f64>,
+    shortfall_square: Option<f64>,
     /// How long this partition's fetches that brought data took, typically.
     fetch_seconds: Option<f64>,
     /// Bytes of held answers dropped because the position had passed them, not yet
@@ -97,20 +129,70 @@ impl ReadAhead {
         if offsets <= 0 || batches == 0 || bytes == 0 {
             return;
         }
+        if std::mem::take(&mut self.seeded) {
+            self.bytes_per_offset = None;
+        }
         self.bytes_per_offset = blend(self.bytes_per_offset, bytes as f64 / offsets as f64);
         self.bytes_per_batch = blend(self.bytes_per_batch, bytes as f64 / batches as f64);
     }
 
-    /// Whether data of this partition was seen, so that offsets can be estimated.
+    /// Takes the partition's bytes per offset over its whole log as the estimate until
+    /// data arrives, so that it is read ahead from its first fetch on.
+    pub fn seed_shape(&mut self, bytes_per_offset: f64) {
+        if self.bytes_per_offset.is_none() && bytes_per_offset.is_finite() && bytes_per_offset > 0.0
+        {
+            self.bytes_per_offset = Some(bytes_per_offset);
+            self.seeded = true;
+        }
+    }
+
+    /// Whether offsets of this partition can be estimated: data of it was seen, or its
+    /// log's average is known.
     pub fn knows_shape(&self) -> bool {
         self.bytes_per_offset.is_some()
+    }
+
+    /// An answer to a fetch expected to end at `expected_end` (see `Answered`) was cut by
+    /// its size limit at `end`.
+    pub fn observe_reach(&mut self, expected_end: i64, end: i64) {
+        let Some(per_offset) = self.bytes_per_offset else {
+            return;
+        };
+        let shortfall = (expected_end - end) as f64 * per_offset;
+        self.shortfall = blend(self.shortfall, shortfall);
+        self.shortfall_square = blend(self.shortfall_square, shortfall * shortfall);
+    }
+
+    /// Bytes a fetch ahead leaves between its offset plus its size and the offset the
+    /// next fetch ahead is sent at. The next answer starts with the batch holding its
+    /// offset, on average half a batch before it, so a gap opens when an answer falls
+    /// short by more than the margin and that half batch; the margin covers the
+    /// shortfalls seen but for about one in twenty, and never less than a batch.
+    fn margin_bytes(&self, max_bytes: usize) -> Option<f64> {
+        let unmeasured = UNMEASURED_MARGIN_SHARE * max_bytes as f64;
+        let Some(per_batch) = self.bytes_per_batch else {
+            return self.seeded.then_some(unmeasured);
+        };
+        let least = MARGIN_BATCHES * per_batch;
+        let (Some(mean), Some(square)) = (self.shortfall, self.shortfall_square) else {
+            return Some(unmeasured.max(least));
+        };
+        // The next answer's start lies uniformly within a batch: variance batch^2 / 12.
+        let spread = ((square - mean * mean).max(0.0) + per_batch * per_batch / 12.0).sqrt();
+        Some((mean - per_batch / 2.0 + SHORTFALL_SPREAD * spread).max(least))
+    }
+
+    /// The margin fetches of `max_bytes` are placed with now, in bytes (for the logs).
+    pub fn margin(&self, max_bytes: usize) -> Option<u64> {
+        let margin = self.margin_bytes(max_bytes)?;
+        Some(margin.min(MAX_MARGIN_SHARE * max_bytes as f64) as u64)
     }
 
     /// Offsets a fetch of `max_bytes` is expected to cover for sure, None before any data
     /// was seen.
     fn reach(&self, max_bytes: usize) -> Option<i64> {
-        let (per_offset, per_batch) = (self.bytes_per_offset?, self.bytes_per_batch?);
-        let sure = max_bytes as f64 - MARGIN_BATCHES * per_batch;
+        let (per_offset, margin) = (self.bytes_per_offset?, self.margin_bytes(max_bytes)?);
+        let sure = max_bytes as f64 - margin.min(MAX_MARGIN_SHARE * max_bytes as f64);
         (sure >= per_offset).then(|| (sure / per_offset) as i64)
     }
 
@@ -151,6 +233,7 @@ impl ReadAhead {
                 max_bytes: slow.max_bytes,
                 ahead: false,
                 hedge: true,
+                gap: false,
             });
         }
         let (offset, next_covered) = self.first_uncovered(position);
@@ -162,19 +245,24 @@ impl ReadAhead {
             return None;
         }
         // A gap before a range already covered is fetched with just enough room for it
-        // and one batch of overlap.
-        let max_bytes = match (next_covered, self.bytes_per_offset, self.bytes_per_batch) {
-            (Some(next), Some(per_offset), Some(per_batch)) => {
-                let gap = (next - offset) as f64 * per_offset + MARGIN_BATCHES * per_batch;
-                (gap.ceil() as usize).clamp(1, max_bytes)
+        // and the margin.
+        let gap_bytes = match (
+            next_covered,
+            self.bytes_per_offset,
+            self.margin_bytes(max_bytes),
+        ) {
+            (Some(next), Some(per_offset), Some(margin)) => {
+                let gap = (next - offset) as f64 * per_offset + margin;
+                Some((gap.ceil() as usize).clamp(1, max_bytes))
             }
-            _ => max_bytes,
+            _ => None,
         };
         Some(NextFetch {
             offset,
-            max_bytes,
+            max_bytes: gap_bytes.unwrap_or(max_bytes),
             ahead,
             hedge: false,
+            gap: gap_bytes.is_some(),
         })
     }
 
@@ -194,10 +282,19 @@ impl ReadAhead {
         })
     }
 
-    /// A fetch at `offset` for up to `max_bytes` was sent. One at an offset a slow fetch
-    /// covers is its second sending: neither is sent a third time.
-    pub fn on_sent(&mut self, offset: i64, max_bytes: usize, now: Instant) {
+    /// A fetch at `offset` for up to `max_bytes` was sent; `full_size` when it has the
+    /// size fetches ahead are placed with. One at an offset a slow fetch covers is its
+    /// second sending: neither is sent a third time.
+    pub fn on_sent(&mut self, offset: i64, max_bytes: usize, full_size: bool, now: Instant) {
         let reach = self.reach(max_bytes).unwrap_or(1).max(1);
+        // Only answers to fetches of the size placed ahead show how far those reach: the
+        // error of the bytes per offset grows with the size, and gap fetches, a few
+        // hundred KiB, would hide it. Nor does an answer to a fetch placed by the log's
+        // average say how far answers wander once the shape is learnt.
+        let expected_end = self
+            .bytes_per_offset
+            .filter(|_| full_size && !self.seeded)
+            .map(|per_offset| offset.saturating_add((max_bytes as f64 / per_offset) as i64));
         let mut hedged = false;
         for covering in self
             .outstanding
@@ -210,17 +307,21 @@ impl ReadAhead {
         self.outstanding.push(Outstanding {
             offset,
             estimated_end: offset.saturating_add(reach),
+            expected_end,
             max_bytes,
             sent_at: now,
             hedged,
         });
     }
 
-    /// The fetch at `offset` sent first was answered or failed; returns how long it took.
-    pub fn on_answered(&mut self, offset: i64, now: Instant) -> Option<Duration> {
+    /// The fetch at `offset` sent first was answered or failed.
+    pub fn on_answered(&mut self, offset: i64, now: Instant) -> Option<Answered> {
         let at = self.outstanding.iter().position(|o| o.offset == offset)?;
         let answered = self.outstanding.remove(at);
-        Some(now.saturating_duration_since(answered.sent_at))
+        Some(Answered {
+            took: now.saturating_duration_since(answered.sent_at),
+            expected_end: answered.expected_end,
+        })
     }
 
     /// A fetch that brought data took `took`.
@@ -228,10 +329,16 @@ impl ReadAhead {
         self.fetch_seconds = blend(self.fetch_seconds, took.as_secs_f64());
     }
 
-    /// Keeps an answer to a fetch at `offset` that starts beyond the position. Answers
-    /// without one whole entry, or that cannot be read, are dropped: the fetch at the
-    /// position will meet the same data and report it.
-    pub fn hold(&mut self, offset: i64, records: Bytes, aborted: Option<Vec<(i64, i64)>>) {
+    /// Keeps an answer to a fetch at `offset` (expected to end at `expected_end`) that
+    /// starts beyond the position. Answers without one whole entry, or that cannot be
+    /// read, are dropped: the fetch at the position will meet the same data and report it.
+    pub fn hold(
+        &mut self,
+        offset: i64,
+        expected_end: Option<i64>,
+        records: Bytes,
+        aborted: Option<Vec<(i64, i64)>>,
+    ) {
         let Ok(split) = split_records(records.clone()) else {
             return;
         };
@@ -246,6 +353,9 @@ impl ReadAhead {
         let end = bounds(last).1;
         if end <= offset {
             return;
+        }
+        if let (Some(expected_end), true) = (expected_end, split.truncated_tail_bytes > 0) {
+            self.observe_reach(expected_end, end);
         }
         let whole = records.len() - split.truncated_tail_bytes;
         self.observe(whole, end - start, split.entries.len());
@@ -340,7 +450,19 @@ mod tests {
         let mut read_ahead = ReadAhead::default();
         // 100 bytes per offset, 1,000 per batch.
         read_ahead.observe(100_000, 1_000, 100);
+        // An answer that ended one batch short of its size: what starting inside a batch
+        // and a cut-off last batch cost with an exact estimate.
+        read_ahead.observe_reach(1_000, 990);
         read_ahead
+    }
+
+    #[test]
+    fn until_answers_show_their_reach_fetches_ahead_leave_an_eighth_of_margin() {
+        let mut read_ahead = ReadAhead::default();
+        read_ahead.observe(100_000, 1_000, 100);
+        assert_eq!(second_fetch_reach(&read_ahead), 875);
+        read_ahead.observe_reach(1_000, 990);
+        assert_eq!(second_fetch_reach(&read_ahead), 990, "then a batch");
     }
 
     #[test]
@@ -356,11 +478,55 @@ mod tests {
                 offset: 0,
                 max_bytes: 1 << 20,
                 ahead: false,
-                hedge: false
+                hedge: false,
+                gap: false
             }
         );
-        read_ahead.on_sent(0, 1 << 20, t0);
+        read_ahead.on_sent(0, 1 << 20, true, t0);
         assert_eq!(read_ahead.next_fetch(0, Some(1_000_000), 1 << 20, t0), None);
+    }
+
+    #[test]
+    fn a_partition_seeded_with_its_log_average_reads_ahead_before_its_first_answer() {
+        let t0 = Instant::now();
+        let mut read_ahead = ReadAhead::default();
+        read_ahead.seed_shape(f64::NAN);
+        assert!(!read_ahead.knows_shape());
+        read_ahead.seed_shape(100.0);
+        assert!(read_ahead.knows_shape());
+        read_ahead.on_sent(0, 80_000, true, t0);
+        let ahead = read_ahead
+            .next_fetch(0, Some(1_000_000), 80_000, t0)
+            .unwrap();
+        // 80,000 bytes less an eighth of margin, at 100 bytes per offset.
+        assert_eq!((ahead.offset, ahead.ahead), (700, true));
+        // The first data replaces the average rather than blending with it.
+        read_ahead.observe(50_000, 1_000, 10);
+        assert_eq!(read_ahead.bytes_per_offset, Some(50.0));
+        assert_eq!(read_ahead.bytes_per_batch, Some(5_000.0));
+        read_ahead.seed_shape(100.0);
+        assert_eq!(
+            read_ahead.bytes_per_offset,
+            Some(50.0),
+            "a seed never overrides data"
+        );
+        assert_eq!(
+            read_ahead.on_answered(0, t0).unwrap().expected_end,
+            None,
+            "a fetch placed by the average does not teach the margin"
+        );
+        read_ahead.on_sent(5_000, 80_000, true, t0);
+        read_ahead.on_sent(9_000, 8_000, false, t0);
+        assert_eq!(
+            read_ahead.on_answered(5_000, t0).unwrap().expected_end,
+            Some(5_000 + 80_000 / 50),
+            "a fetch of the size placed ahead shows how far those reach"
+        );
+        assert_eq!(
+            read_ahead.on_answered(9_000, t0).unwrap().expected_end,
+            None,
+            "a smaller one, a gap's, does not"
+        );
     }
 
     #[test]
@@ -371,7 +537,7 @@ mod tests {
             .next_fetch(500, Some(30_000), 100_000, t0)
             .unwrap();
         assert_eq!((first.offset, first.ahead), (500, false));
-        read_ahead.on_sent(first.offset, first.max_bytes, t0);
+        read_ahead.on_sent(first.offset, first.max_bytes, true, t0);
         // 100,000 bytes less a batch of margin: 990 offsets for sure.
         let second = read_ahead
             .next_fetch(500, Some(30_000), 100_000, t0)
@@ -382,10 +548,11 @@ mod tests {
                 offset: 1_490,
                 max_bytes: 100_000,
                 ahead: true,
-                hedge: false
+                hedge: false,
+                gap: false
             }
         );
-        read_ahead.on_sent(second.offset, second.max_bytes, t0);
+        read_ahead.on_sent(second.offset, second.max_bytes, true, t0);
         assert_eq!(read_ahead.outstanding_bytes(), 200_000);
         let third = read_ahead
             .next_fetch(500, Some(30_000), 100_000, t0)
@@ -403,11 +570,62 @@ mod tests {
         );
     }
 
+    /// How far ahead of the position the second fetch of 100,000 bytes goes.
+    fn second_fetch_reach(read_ahead: &ReadAhead) -> i64 {
+        let mut read_ahead_copy = ReadAhead {
+            outstanding: Vec::new(),
+            held: BTreeMap::new(),
+            ..*read_ahead
+        };
+        let t0 = Instant::now();
+        read_ahead_copy.on_sent(0, 100_000, true, t0);
+        read_ahead_copy
+            .next_fetch(0, Some(1_000_000), 100_000, t0)
+            .unwrap()
+            .offset
+    }
+
+    #[test]
+    fn the_margin_grows_with_the_spread_of_shortfalls_and_never_below_a_batch() {
+        let mut steady = shaped();
+        // Answers that always end one batch short of their size: what starting inside
+        // a batch and a cut-off last batch cost with an exact estimate.
+        for _ in 0..50 {
+            steady.observe_reach(1_000, 990);
+        }
+        assert_eq!(second_fetch_reach(&steady), 990, "a batch of margin");
+
+        let mut wandering = shaped();
+        // Bytes per offset wander: answers end anywhere from on their estimate to six
+        // batches short.
+        for i in 0..50 {
+            wandering.observe_reach(1_000, if i % 2 == 0 { 1_000 } else { 940 });
+        }
+        let reach = second_fetch_reach(&wandering);
+        assert!(
+            (900..960).contains(&reach),
+            "the margin covers most shortfalls: reach {reach}"
+        );
+
+        let mut erratic = shaped();
+        erratic.observe_reach(1_000, 100_000);
+        erratic.observe_reach(1_000, -100_000);
+        assert_eq!(
+            second_fetch_reach(&erratic),
+            750,
+            "the margin takes a quarter of the fetch at most"
+        );
+
+        let mut unshaped = ReadAhead::default();
+        unshaped.observe_reach(1_000, 900);
+        assert!(unshaped.shortfall.is_none(), "nothing to weigh offsets by");
+    }
+
     #[test]
     fn a_gap_is_fetched_with_room_for_it_and_one_batch_of_overlap() {
         let t0 = Instant::now();
         let mut read_ahead = shaped();
-        read_ahead.on_sent(2_000, 100_000, t0);
+        read_ahead.on_sent(2_000, 100_000, true, t0);
         let gap = read_ahead
             .next_fetch(1_900, Some(10_000), 100_000, t0)
             .unwrap();
@@ -418,7 +636,8 @@ mod tests {
                 offset: 1_900,
                 max_bytes: 11_000,
                 ahead: false,
-                hedge: false
+                hedge: false,
+                gap: true
             }
         );
     }
@@ -427,11 +646,11 @@ mod tests {
     fn an_answer_ahead_waits_until_the_position_reaches_it() {
         let t0 = Instant::now();
         let mut read_ahead = shaped();
-        read_ahead.on_sent(1_000, 50_000, t0);
+        read_ahead.on_sent(1_000, 50_000, true, t0);
         // The broker answers from the batch holding offset 1,000, which starts at 990.
         let answer = log_from(990, 3, 10);
         read_ahead.on_answered(1_000, t0);
-        read_ahead.hold(1_000, answer.clone(), Some(vec![(7, 995)]));
+        read_ahead.hold(1_000, None, answer.clone(), Some(vec![(7, 995)]));
         assert_eq!(read_ahead.held_bytes(), answer.len());
         assert!(read_ahead.take_ready(989).is_none());
         let ready = read_ahead.take_ready(990).unwrap();
@@ -439,7 +658,7 @@ mod tests {
         assert_eq!(ready.aborted, Some(vec![(7, 995)]));
         assert_eq!(read_ahead.held_bytes(), 0);
         // A held answer counts as covered: the next fetch goes past it.
-        read_ahead.hold(1_000, answer, None);
+        read_ahead.hold(1_000, None, answer, None);
         let beyond = read_ahead
             .next_fetch(990, Some(5_000), 100_000, t0)
             .unwrap();
@@ -458,9 +677,9 @@ mod tests {
         let mut read_ahead = shaped();
         let second = Duration::from_secs(1);
         // Fetches of this partition take a second.
-        read_ahead.on_sent(0, 100_000, t0);
-        read_ahead.on_sent(990, 100_000, t0);
-        let took = read_ahead.on_answered(990, t0 + second).unwrap();
+        read_ahead.on_sent(0, 100_000, true, t0);
+        read_ahead.on_sent(990, 100_000, true, t0);
+        let took = read_ahead.on_answered(990, t0 + second).unwrap().took;
         assert_eq!(took, second);
         read_ahead.observe_fetch_time(took);
         let slow = |read_ahead: &ReadAhead, after: Duration| {
@@ -469,14 +688,14 @@ mod tests {
                 .filter(|next| next.hedge)
         };
         assert_eq!(slow(&read_ahead, 4 * second), None, "nothing waits for it");
-        read_ahead.hold(990, log_from(990, 3, 10), None);
+        read_ahead.hold(990, None, log_from(990, 3, 10), None);
         assert_eq!(slow(&read_ahead, 2 * second), None, "not slow yet");
         let hedge = slow(&read_ahead, 3 * second).unwrap();
         assert_eq!(
             (hedge.offset, hedge.max_bytes, hedge.ahead),
             (0, 100_000, false)
         );
-        read_ahead.on_sent(hedge.offset, hedge.max_bytes, t0 + 3 * second);
+        read_ahead.on_sent(hedge.offset, hedge.max_bytes, true, t0 + 3 * second);
         assert_eq!(slow(&read_ahead, 9 * second), None, "sent twice at most");
         // Whichever answers first is the one reported; the other follows.
         assert!(read_ahead.on_answered(0, t0 + 4 * second).is_some());
@@ -489,8 +708,8 @@ mod tests {
         let mut read_ahead = shaped();
         let behind = log_from(100, 2, 10);
         let later = log_from(200, 2, 10);
-        read_ahead.hold(100, behind, None);
-        read_ahead.hold(200, later.clone(), None);
+        read_ahead.hold(100, None, behind, None);
+        read_ahead.hold(200, None, later.clone(), None);
         assert!(
             read_ahead.take_ready(150).is_none(),
             "100..120 is behind 150, and 200.. is not reached"
@@ -507,15 +726,15 @@ mod tests {
         // Two answers from the same batch on: the one reaching further is kept.
         let shorter = log_from(400, 1, 10);
         let longer = log_from(400, 3, 10);
-        read_ahead.hold(405, longer.clone(), None);
-        read_ahead.hold(400, shorter.clone(), None);
+        read_ahead.hold(405, None, longer.clone(), None);
+        read_ahead.hold(400, None, shorter.clone(), None);
         assert_eq!(read_ahead.held_bytes(), longer.len());
         assert_eq!(read_ahead.take_passed_bytes(), shorter.len() as u64);
         let kept = read_ahead.take_ready(400).unwrap();
         assert_eq!((kept.start, kept.end), (400, 430));
 
         let cut = log_from(300, 1, 10);
-        read_ahead.hold(300, cut.slice(..cut.len() - 1), None);
+        read_ahead.hold(300, None, cut.slice(..cut.len() - 1), None);
         assert_eq!(read_ahead.held_bytes(), 0, "no whole batch: nothing held");
         assert!(read_ahead.take_ready(300).is_none());
     }

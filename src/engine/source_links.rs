@@ -247,14 +247,14 @@ mod tests {
         assert_eq!(links.lanes(1), 1);
         assert_eq!(links.summary(), None);
         links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 40_000_000));
-        // 4 MB per round trip; 32 MiB (half the budget) in flight takes nine.
-        assert_eq!(links.evaluate(&flow(true)), vec![(1, 9)]);
+        // One lane per 10 ms of round trip, two per partition.
+        assert_eq!(links.evaluate(&flow(true)), vec![(1, 16)]);
         // Slow start of the new connections: no verdict yet.
         assert_eq!(links.limit(), &Limit::None);
-        assert_eq!(links.lanes(1), 9);
+        assert_eq!(links.lanes(1), 16);
         assert_eq!(
             links.summary().as_deref(),
-            Some("rtt 100 ms, 9 fetch connections")
+            Some("rtt 100 ms, 16 fetch connections")
         );
         // Caught up: nothing grows and nothing limits.
         links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 140_000_000));

@@ -20,6 +20,8 @@ pub struct FlowCounters {
     /// Fetched bytes the flow already had: overlap between fetches of one partition
     /// read ahead on several connections.
     pub fetched_twice_bytes: u64,
+    /// Fetches sent for gaps that two fetches read ahead left between them.
+    pub gaps_fetched: u64,
 }
 
 /// A snapshot taken at each status interval.
@@ -67,19 +69,33 @@ pub fn status_line(
     }
     if now.counters.read_ahead_answers > 0 {
         line.push_str(&format!(
-            ", read ahead {} fetches ({} fetched twice",
-            now.counters.read_ahead_answers,
+            ", read ahead {} ({} fetched twice",
+            count(now.counters.read_ahead_answers, "fetch", "fetches"),
             human_bytes(now.counters.fetched_twice_bytes)
         ));
+        if now.counters.gaps_fetched > 0 {
+            line.push_str(&format!(
+                ", {} fetched",
+                count(now.counters.gaps_fetched, "gap", "gaps")
+            ));
+        }
         if now.counters.fetches_sent_twice > 0 {
             line.push_str(&format!(
-                ", {} slow fetches sent again",
-                now.counters.fetches_sent_twice
+                ", {} sent again",
+                count(
+                    now.counters.fetches_sent_twice,
+                    "slow fetch",
+                    "slow fetches"
+                )
             ));
         }
         line.push(')');
     }
     line
+}
+
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 pub fn human_bytes(bytes: u64) -> String {
@@ -142,6 +158,16 @@ mod tests {
         let line = status_line("A->B", &now.counters, &now, Duration::from_secs(1));
         assert!(
             line.ends_with(", 1 partitions, read ahead 12 fetches (3.0 MiB fetched twice)"),
+            "{line}"
+        );
+        let mut gaps = now.clone();
+        gaps.counters.gaps_fetched = 2;
+        gaps.counters.fetches_sent_twice = 1;
+        let line = status_line("A->B", &gaps.counters, &gaps, Duration::from_secs(1));
+        assert!(
+            line.ends_with(
+                ", read ahead 12 fetches (3.0 MiB fetched twice, 2 gaps fetched, 1 slow fetch sent again)"
+            ),
             "{line}"
         );
     }
