@@ -8,7 +8,7 @@
 //! later one is ingested, and a gap between them is fetched on its own. Pure: the driver
 //! reports fetches sent and answered, and hands held answers to ingest in offset order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,9 +21,13 @@ use crate::batch::{split_records, RawEntry};
 /// rather than leave a gap (a gap costs that partition one more round trip; an overlap
 /// only a batch of bandwidth).
 const MARGIN_BATCHES: f64 = 1.0;
-/// How far above its mean a fetch's shortfall is allowed for, in standard deviations:
-/// about one fetch in twenty leaves a gap when the partition's bytes per offset wander.
-const SHORTFALL_SPREAD: f64 = 1.65;
+/// The margin covers this share of the recent shortfalls: about one fetch in twenty
+/// leaves a gap when the partition's bytes per offset wander. Taken from the shortfalls
+/// themselves, not from their mean and spread: over a long log they are skewed and
+/// drift (a normal approximation let a quarter of the fetches leave gaps).
+const SHORTFALL_COVERED: f64 = 0.95;
+/// How many of the newest shortfalls the margin is taken from.
+const SHORTFALLS_KEPT: usize = 20;
 /// The margin never takes more than this share of a fetch: a partition whose answers
 /// wander further is still read ahead, with gaps to fetch.
 const MAX_MARGIN_SHARE: f64 = 0.25;
@@ -90,7 +94,7 @@ pub struct NextFetch {
     pub gap: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ReadAhead {
     /// In the order sent.
     outstanding: Vec<Outstanding>,
@@ -100,11 +104,10 @@ pub struct ReadAhead {
     bytes_per_batch: Option<f64>,
     /// `bytes_per_offset` is the log's average, not yet from data that arrived.
     seeded: bool,
-    /// How many bytes short of its expected end an answer cut by its size limit ended
-    /// (mean, and mean of squares): start inside a batch, cut-off last batch and the
-    /// error of the bytes-per-offset estimate together.
-    shortfall: Option<f64>,
-    shortfall_square: Option<f64>,
+    /// How many bytes short of its expected end each of the newest answers cut by their
+    /// size limit ended: start inside a batch, cut-off last batch and the error of the
+    /// bytes-per-offset estimate together. Oldest first.
+    shortfalls: VecDeque<f64>,
     /// How long this partition's fetches that brought data took, typically.
     fetch_seconds: Option<f64>,
     /// Bytes of held answers dropped because the position had passed them, not yet
@@ -158,28 +161,31 @@ impl ReadAhead {
         let Some(per_offset) = self.bytes_per_offset else {
             return;
         };
-        let shortfall = (expected_end - end) as f64 * per_offset;
-        self.shortfall = blend(self.shortfall, shortfall);
-        self.shortfall_square = blend(self.shortfall_square, shortfall * shortfall);
+        if self.shortfalls.len() == SHORTFALLS_KEPT {
+            self.shortfalls.pop_front();
+        }
+        self.shortfalls
+            .push_back((expected_end - end) as f64 * per_offset);
     }
 
     /// Bytes a fetch ahead leaves between its offset plus its size and the offset the
     /// next fetch ahead is sent at. The next answer starts with the batch holding its
-    /// offset, on average half a batch before it, so a gap opens when an answer falls
-    /// short by more than the margin and that half batch; the margin covers the
-    /// shortfalls seen but for about one in twenty, and never less than a batch.
+    /// offset, at or before it, so a gap opens only when an answer falls short by more
+    /// than the margin; the margin covers the newest shortfalls but for about one in
+    /// twenty (with fewer than twenty, the largest), and never less than a batch.
     fn margin_bytes(&self, max_bytes: usize) -> Option<f64> {
         let unmeasured = UNMEASURED_MARGIN_SHARE * max_bytes as f64;
         let Some(per_batch) = self.bytes_per_batch else {
             return self.seeded.then_some(unmeasured);
         };
         let least = MARGIN_BATCHES * per_batch;
-        let (Some(mean), Some(square)) = (self.shortfall, self.shortfall_square) else {
+        if self.shortfalls.is_empty() {
             return Some(unmeasured.max(least));
-        };
-        // The next answer's start lies uniformly within a batch: variance batch^2 / 12.
-        let spread = ((square - mean * mean).max(0.0) + per_batch * per_batch / 12.0).sqrt();
-        Some((mean - per_batch / 2.0 + SHORTFALL_SPREAD * spread).max(least))
+        }
+        let mut sorted: Vec<f64> = self.shortfalls.iter().copied().collect();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let covered = (SHORTFALL_COVERED * sorted.len() as f64).ceil() as usize;
+        Some(sorted[covered.clamp(1, sorted.len()) - 1].max(least))
     }
 
     /// The margin fetches of `max_bytes` are placed with now, in bytes (for the logs).
@@ -572,11 +578,9 @@ mod tests {
 
     /// How far ahead of the position the second fetch of 100,000 bytes goes.
     fn second_fetch_reach(read_ahead: &ReadAhead) -> i64 {
-        let mut read_ahead_copy = ReadAhead {
-            outstanding: Vec::new(),
-            held: BTreeMap::new(),
-            ..*read_ahead
-        };
+        let mut read_ahead_copy = read_ahead.clone();
+        read_ahead_copy.outstanding.clear();
+        read_ahead_copy.clear_held();
         let t0 = Instant::now();
         read_ahead_copy.on_sent(0, 100_000, true, t0);
         read_ahead_copy
@@ -607,6 +611,18 @@ mod tests {
             "the margin covers most shortfalls: reach {reach}"
         );
 
+        let mut skewed = shaped();
+        // Most answers a batch short, one in ten twenty batches short: the margin covers
+        // those too, and forgets them once twenty newer answers came back.
+        for i in 0..20 {
+            skewed.observe_reach(1_000, if i % 10 == 3 { 800 } else { 990 });
+        }
+        assert_eq!(second_fetch_reach(&skewed), 800);
+        for _ in 0..20 {
+            skewed.observe_reach(1_000, 990);
+        }
+        assert_eq!(second_fetch_reach(&skewed), 990);
+
         let mut erratic = shaped();
         erratic.observe_reach(1_000, 100_000);
         erratic.observe_reach(1_000, -100_000);
@@ -618,7 +634,10 @@ mod tests {
 
         let mut unshaped = ReadAhead::default();
         unshaped.observe_reach(1_000, 900);
-        assert!(unshaped.shortfall.is_none(), "nothing to weigh offsets by");
+        assert!(
+            unshaped.shortfalls.is_empty(),
+            "nothing to weigh offsets by"
+        );
     }
 
     #[test]
