@@ -5,7 +5,7 @@
 //! round trips in TCP slow start (seconds across 300 ms) before the other connections
 //! get any work.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
@@ -69,17 +69,18 @@ pub async fn probe(
 ) -> Result<HashMap<PartitionKey, f64>, EngineError> {
     let mut sizes = HashMap::new();
     for (&leader, partitions) in by_leader {
-        let mut topics: Vec<DescribableLogDirTopic> = Vec::new();
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for (topic, partition) in partitions {
-            match topics.iter_mut().find(|t| t.topic.0.as_str() == topic) {
-                Some(entry) => entry.partitions.push(*partition),
-                None => topics.push(
-                    DescribableLogDirTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(topic.clone())))
-                        .with_partitions(vec![*partition]),
-                ),
-            }
+            by_topic.entry(topic).or_default().push(*partition);
         }
+        let topics: Vec<DescribableLogDirTopic> = by_topic
+            .into_iter()
+            .map(|(topic, partitions)| {
+                DescribableLogDirTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(partitions)
+            })
+            .collect();
         let request = DescribeLogDirsRequest::default().with_topics(Some(topics));
         let response = source.send(leader, Purpose::Admin, request).await?;
         if let Some(error) = response.error_code.err() {

@@ -188,17 +188,22 @@ impl ReadAhead {
         Some(sorted[covered.clamp(1, sorted.len()) - 1].max(least))
     }
 
+    /// The margin fetches ahead of `max_bytes` are placed with, at most a quarter of them.
+    fn placement_margin(&self, max_bytes: usize) -> Option<f64> {
+        let margin = self.margin_bytes(max_bytes)?;
+        Some(margin.min(MAX_MARGIN_SHARE * max_bytes as f64))
+    }
+
     /// The margin fetches of `max_bytes` are placed with now, in bytes (for the logs).
     pub fn margin(&self, max_bytes: usize) -> Option<u64> {
-        let margin = self.margin_bytes(max_bytes)?;
-        Some(margin.min(MAX_MARGIN_SHARE * max_bytes as f64) as u64)
+        self.placement_margin(max_bytes).map(|margin| margin as u64)
     }
 
     /// Offsets a fetch of `max_bytes` is expected to cover for sure, None before any data
     /// was seen.
     fn reach(&self, max_bytes: usize) -> Option<i64> {
-        let (per_offset, margin) = (self.bytes_per_offset?, self.margin_bytes(max_bytes)?);
-        let sure = max_bytes as f64 - margin.min(MAX_MARGIN_SHARE * max_bytes as f64);
+        let (per_offset, margin) = (self.bytes_per_offset?, self.placement_margin(max_bytes)?);
+        let sure = max_bytes as f64 - margin;
         (sure >= per_offset).then(|| (sure / per_offset) as i64)
     }
 

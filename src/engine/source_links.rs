@@ -10,6 +10,7 @@ use crate::wire::TcpStats;
 
 use super::diagnosis::{diagnose, Limit, Observation};
 use super::lanes::{BrokerSample, LanePlanner};
+use super::stats::count;
 
 /// Less waiting data than this cannot fill a link for long: a period that moved little
 /// with so little waiting says nothing about windows.
@@ -209,9 +210,13 @@ impl SourceLinks {
             .map(|link| u32::from(link.planner.lanes()))
             .sum();
         Some(format!(
-            "rtt {:.0} ms, {connections} fetch connection{}",
+            "rtt {:.0} ms, {}",
             rtt.as_secs_f64() * 1e3,
-            if connections == 1 { "" } else { "s" }
+            count(
+                u64::from(connections),
+                "fetch connection",
+                "fetch connections"
+            )
         ))
     }
 }

@@ -49,10 +49,10 @@ pub fn status_line(
         None => "unknown".to_string(),
     };
     let mut line = format!(
-        "{flow}: {records_per_second:.0} rec/s {megabytes_per_second:.1} MB/s, copied {} records {}, lag {lag} records, {} partitions",
+        "{flow}: {records_per_second:.0} rec/s {megabytes_per_second:.1} MB/s, copied {} records {}, lag {lag} records, {}",
         now.counters.records,
         human_bytes(now.counters.bytes),
-        now.partitions,
+        count(now.partitions as u64, "partition", "partitions"),
     );
     if now.failed_partitions > 0 {
         line.push_str(&format!(
@@ -94,7 +94,8 @@ pub fn status_line(
     line
 }
 
-fn count(n: u64, one: &str, many: &str) -> String {
+/// `n` with the noun in its singular or plural form.
+pub fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
@@ -157,7 +158,7 @@ mod tests {
         };
         let line = status_line("A->B", &now.counters, &now, Duration::from_secs(1));
         assert!(
-            line.ends_with(", 1 partitions, read ahead 12 fetches (3.0 MiB fetched twice)"),
+            line.ends_with(", 1 partition, read ahead 12 fetches (3.0 MiB fetched twice)"),
             "{line}"
         );
         let mut gaps = now.clone();
