@@ -228,6 +228,7 @@ impl FlowRunner {
             None,
             memory_budget(spec.memory_budget, None),
             1,
+            1,
             spec.partition_fetch_bytes,
         );
         let (fetch_connected, fetch_connected_rx) = mpsc::unbounded_channel();
@@ -546,6 +547,7 @@ impl FlowRunner {
             self.links.rtt(),
             self.memory_budget(),
             live + read_ahead_fetches,
+            live,
             self.spec.partition_fetch_bytes,
         );
         let limit = self.links.limit();

@@ -255,22 +255,38 @@ pub struct FetchSizing {
 /// partition gets up to half its share of the memory budget, so that the data in flight
 /// can cover the bandwidth-delay product, and never less than configured.
 /// `partition_fetches`: how many partition fetches the flow may have out at once, one per
-/// partition and one more per lane that reads a partition ahead.
+/// partition and one more per lane that reads a partition ahead; `partitions`: the live
+/// partitions among them.
+///
+/// A partition stops fetching while it holds `partition_buffer_cap` bytes the target has
+/// not acknowledged. Near the source two fetches are enough: the next answer arrives
+/// within a millisecond of asking. Across a long link an answer takes a round trip and
+/// its transfer (a second and more at 300 ms), so a partition that waits for its buffer
+/// to drain below two fetches before asking again leaves its connections idle that long,
+/// and Linux's tcp_slow_start_after_idle then shrinks their windows on the source host
+/// too: there it may hold its share of half the budget.
 pub fn fetch_sizing(
     rtt: Option<Duration>,
     memory_budget: usize,
     partition_fetches: usize,
+    partitions: usize,
     configured_partition_bytes: usize,
 ) -> FetchSizing {
-    let partition_max_bytes = match rtt {
-        Some(rtt) if rtt >= LONG_LINK_RTT => (memory_budget / (2 * partition_fetches.max(1)))
-            .min(MAX_PARTITION_FETCH_BYTES)
-            .max(configured_partition_bytes),
-        _ => configured_partition_bytes,
-    };
-    FetchSizing {
-        partition_max_bytes,
-        partition_buffer_cap: 2 * partition_max_bytes,
+    match rtt {
+        Some(rtt) if rtt >= LONG_LINK_RTT => {
+            let partition_max_bytes = (memory_budget / (2 * partition_fetches.max(1)))
+                .min(MAX_PARTITION_FETCH_BYTES)
+                .max(configured_partition_bytes);
+            FetchSizing {
+                partition_max_bytes,
+                partition_buffer_cap: (memory_budget / 2 / partitions.max(1))
+                    .max(2 * partition_max_bytes),
+            }
+        }
+        _ => FetchSizing {
+            partition_max_bytes: configured_partition_bytes,
+            partition_buffer_cap: 2 * configured_partition_bytes,
+        },
     }
 }
 
@@ -466,20 +482,34 @@ mod tests {
 
     #[test]
     fn fetches_grow_with_the_budget_on_long_links_only() {
-        let short = fetch_sizing(Some(Duration::from_micros(200)), 64 * MIB, 8, MIB);
+        let short = fetch_sizing(Some(Duration::from_micros(200)), 64 * MIB, 8, 8, MIB);
         assert_eq!(short.partition_max_bytes, MIB);
         assert_eq!(short.partition_buffer_cap, 2 * MIB);
         assert_eq!(
-            fetch_sizing(None, 64 * MIB, 8, MIB).partition_max_bytes,
+            fetch_sizing(None, 64 * MIB, 8, 8, MIB).partition_max_bytes,
             MIB
         );
-        let long = fetch_sizing(Some(Duration::from_millis(100)), 64 * MIB, 8, MIB);
+        let long = fetch_sizing(Some(Duration::from_millis(100)), 64 * MIB, 8, 8, MIB);
         assert_eq!(long.partition_max_bytes, 4 * MIB);
         assert_eq!(long.partition_buffer_cap, 8 * MIB);
         // Many partitions: never below the configured size.
-        let many = fetch_sizing(Some(Duration::from_millis(100)), 64 * MIB, 1000, MIB);
+        let many = fetch_sizing(Some(Duration::from_millis(100)), 64 * MIB, 1000, 1000, MIB);
         assert_eq!(many.partition_max_bytes, MIB);
-        let huge = fetch_sizing(Some(Duration::from_millis(100)), 4096 * MIB, 1, MIB);
+        assert_eq!(many.partition_buffer_cap, 2 * MIB);
+        let huge = fetch_sizing(Some(Duration::from_millis(100)), 4096 * MIB, 1, 1, MIB);
         assert_eq!(huge.partition_max_bytes, MAX_PARTITION_FETCH_BYTES);
+    }
+
+    #[test]
+    fn across_a_long_link_a_partition_keeps_fetching_while_its_share_of_half_the_budget_drains() {
+        // 300 ms, 8 partitions read ahead on 32 lanes: 4 MiB fetches. Near the source a
+        // partition holding two of them would stop; across the link it asks on until it
+        // holds a sixteenth of the budget, so its next answers are on their way while
+        // the target takes what it has.
+        let far = fetch_sizing(Some(Duration::from_millis(300)), 512 * MIB, 64, 8, MIB);
+        assert_eq!(far.partition_max_bytes, 4 * MIB);
+        assert_eq!(far.partition_buffer_cap, 32 * MIB);
+        let near = fetch_sizing(Some(Duration::from_micros(300)), 512 * MIB, 64, 8, MIB);
+        assert_eq!(near.partition_buffer_cap, 2 * MIB);
     }
 }
