@@ -1420,6 +1420,7 @@ impl FlowRunner {
         if records.is_empty() {
             return;
         }
+        self.counters.fetched_bytes += records.len() as u64;
         tracing::debug!(flow = %self.spec.name(), partition = slot.partition, offset, position,
             bytes = records.len(), ahead,
             expected_end = answered.and_then(|a| a.expected_end), "fetched");
@@ -1483,6 +1484,7 @@ impl FlowRunner {
         let max_batch_bytes = self.routes[slot.route].max_batch_bytes;
         let position = slot.state.fetch_position();
         let bytes = records.len();
+        let fetched = records.clone();
         match ingest(records, position, aborted.as_mut(), max_batch_bytes) {
             Ok(ingested) => {
                 let before = slot.state.buffered_bytes();
@@ -1490,8 +1492,12 @@ impl FlowRunner {
                 if let (Some(expected_end), true) =
                     (expected_end, ingested.truncated_tail_bytes > 0)
                 {
-                    slot.read_ahead
-                        .observe_reach(expected_end, ingested.next_fetch_position);
+                    let cut_off_end = slot.read_ahead.cut_off_end(
+                        &fetched,
+                        ingested.truncated_tail_bytes,
+                        ingested.next_fetch_position,
+                    );
+                    slot.read_ahead.observe_reach(expected_end, cut_off_end);
                 }
                 // Only what lies beyond the position describes the offsets it advanced.
                 slot.read_ahead.observe(
@@ -1507,6 +1513,7 @@ impl FlowRunner {
                 self.counters.dropped_control += ingested.dropped_control;
                 self.counters.dropped_aborted += ingested.dropped_aborted;
                 self.counters.fetched_twice_bytes += ingested.bytes_before_position;
+                self.counters.cut_off_bytes += ingested.truncated_tail_bytes as u64;
                 self.counters.slow_path.add(&ingested.slow_path);
             }
             Err(error) => {

@@ -15,17 +15,18 @@ use bytes::Bytes;
 
 use crate::batch::{split_records, RawEntry};
 
-/// Estimates of a fetch's reach leave at least this many batches of margin: an answer
-/// ends with the last batch that fits whole and starts with the batch holding its
-/// offset, so with an exact estimate consecutive fetches then overlap by about a batch
-/// rather than leave a gap (a gap costs that partition one more round trip; an overlap
-/// only a batch of bandwidth).
-const MARGIN_BATCHES: f64 = 1.0;
-/// The margin covers this share of the recent shortfalls: about one fetch in twenty
-/// leaves a gap when the partition's bytes per offset wander. Taken from the shortfalls
+/// A gap is fetched with room for its offsets and this many batches more: it starts
+/// where an answer's last whole batch ended, and what the bytes per offset miss over a
+/// few hundred KiB is far less than a batch.
+const GAP_SLACK_BATCHES: f64 = 1.0;
+/// The margin covers this share of the recent shortfalls: about one fetch in five
+/// leaves a gap. Every byte of margin beyond an answer's actual shortfall crosses the
+/// link twice, on every fetch, while a gap costs one small fetch of the missing offsets
+/// (and that partition a round trip, which the data held behind it covers): covering
+/// nineteen in twenty spent 7-12 % of a full link on overlap. Taken from the shortfalls
 /// themselves, not from their mean and spread: over a long log they are skewed and
-/// drift (a normal approximation let a quarter of the fetches leave gaps).
-const SHORTFALL_COVERED: f64 = 0.95;
+/// drift.
+const SHORTFALL_COVERED: f64 = 0.8;
 /// How many of the newest shortfalls the margin is taken from.
 const SHORTFALLS_KEPT: usize = 20;
 /// The margin never takes more than this share of a fetch: a partition whose answers
@@ -33,9 +34,12 @@ const SHORTFALLS_KEPT: usize = 20;
 const MAX_MARGIN_SHARE: f64 = 0.25;
 /// The margin until answers have shown how far fetches reach: the bytes per offset of
 /// the first answer, or the partition's average over its whole log (see `seed_shape`),
-/// may be off by several percent for the part fetched next, and every gap stalls the
-/// partition for a round trip or more.
-const UNMEASURED_MARGIN_SHARE: f64 = 0.125;
+/// may be off by a few percent for the part fetched next. Across a long link the first
+/// answers take seconds, so this margin places a large share of a short copy's fetches
+/// (an eighth placed 44 % of a 906 MiB copy's at 300 ms, 61 MiB of overlap); a fetch
+/// that lands in the batch the one before it is cut in costs nothing (see
+/// `margin_bytes`), so a small margin suffices.
+const UNMEASURED_MARGIN_SHARE: f64 = 1.0 / 32.0;
 /// Weight of the newest answer in the running estimates.
 const NEWEST_WEIGHT: f64 = 0.25;
 /// A fetch that answers read ahead wait for is sent again on another connection once it
@@ -104,8 +108,8 @@ pub struct ReadAhead {
     bytes_per_batch: Option<f64>,
     /// `bytes_per_offset` is the log's average, not yet from data that arrived.
     seeded: bool,
-    /// How many bytes short of its expected end each of the newest answers cut by their
-    /// size limit ended: start inside a batch, cut-off last batch and the error of the
+    /// How many bytes short of its expected end the batch each of the newest answers was
+    /// cut in ended (negative when beyond): start inside a batch and the error of the
     /// bytes-per-offset estimate together. Oldest first.
     shortfalls: VecDeque<f64>,
     /// How long this partition's fetches that brought data took, typically.
@@ -156,8 +160,8 @@ impl ReadAhead {
     }
 
     /// An answer to a fetch expected to end at `expected_end` (see `Answered`) was cut by
-    /// its size limit at `end`.
-    pub fn observe_reach(&mut self, expected_end: i64, end: i64) {
+    /// its size limit in a batch that ends at `cut_off_end` (see `cut_off_end`).
+    pub fn observe_reach(&mut self, expected_end: i64, cut_off_end: i64) {
         let Some(per_offset) = self.bytes_per_offset else {
             return;
         };
@@ -165,38 +169,61 @@ impl ReadAhead {
             self.shortfalls.pop_front();
         }
         self.shortfalls
-            .push_back((expected_end - end) as f64 * per_offset);
+            .push_back((expected_end - cut_off_end) as f64 * per_offset);
+    }
+
+    /// The offset after the batch an answer ending in `truncated_tail_bytes` of an
+    /// incomplete batch was cut in: from that batch's header when the tail holds it, else
+    /// estimated from `end`, the offset after the answer's last whole entry.
+    pub fn cut_off_end(&self, records: &[u8], truncated_tail_bytes: usize, end: i64) -> i64 {
+        let tail = &records[records.len().saturating_sub(truncated_tail_bytes)..];
+        if let Some(batch_end) = v2_batch_end(tail) {
+            if batch_end > end {
+                return batch_end;
+            }
+        }
+        end + self.batch_offsets().max(1)
     }
 
     /// Bytes a fetch ahead leaves between its offset plus its size and the offset the
-    /// next fetch ahead is sent at. The next answer starts with the batch holding its
-    /// offset, at or before it, so a gap opens only when an answer falls short by more
-    /// than the margin; the margin covers the newest shortfalls but for about one in
-    /// twenty (with fewer than twenty, the largest), and never less than a batch.
+    /// next fetch ahead is sent at (negative: beyond). The next answer starts with the
+    /// batch holding its offset, and the answer before it ends with the start of the batch
+    /// it was cut in: a fetch sent at any offset of that batch continues it exactly, with
+    /// only the cut-off part fetched twice. So the margin covers how far short of its
+    /// expected end that batch ended, for all but about one in five of the newest answers
+    /// (with fewer than five, the largest).
     fn margin_bytes(&self, max_bytes: usize) -> Option<f64> {
         let unmeasured = UNMEASURED_MARGIN_SHARE * max_bytes as f64;
-        let Some(per_batch) = self.bytes_per_batch else {
+        if self.bytes_per_batch.is_none() {
             return self.seeded.then_some(unmeasured);
-        };
-        let least = MARGIN_BATCHES * per_batch;
+        }
         if self.shortfalls.is_empty() {
-            return Some(unmeasured.max(least));
+            return Some(unmeasured);
         }
         let mut sorted: Vec<f64> = self.shortfalls.iter().copied().collect();
         sorted.sort_unstable_by(f64::total_cmp);
         let covered = (SHORTFALL_COVERED * sorted.len() as f64).ceil() as usize;
-        Some(sorted[covered.clamp(1, sorted.len()) - 1].max(least))
+        Some(sorted[covered.clamp(1, sorted.len()) - 1])
     }
 
-    /// The margin fetches ahead of `max_bytes` are placed with, at most a quarter of them.
+    /// The margin fetches ahead of `max_bytes` are placed with, within a quarter of them
+    /// either way.
     fn placement_margin(&self, max_bytes: usize) -> Option<f64> {
-        let margin = self.margin_bytes(max_bytes)?;
-        Some(margin.min(MAX_MARGIN_SHARE * max_bytes as f64))
+        let most = MAX_MARGIN_SHARE * max_bytes as f64;
+        Some(self.margin_bytes(max_bytes)?.clamp(-most, most))
     }
 
     /// The margin fetches of `max_bytes` are placed with now, in bytes (for the logs).
-    pub fn margin(&self, max_bytes: usize) -> Option<u64> {
-        self.placement_margin(max_bytes).map(|margin| margin as u64)
+    pub fn margin(&self, max_bytes: usize) -> Option<i64> {
+        self.placement_margin(max_bytes).map(|margin| margin as i64)
+    }
+
+    /// Offsets one batch spans, typically.
+    fn batch_offsets(&self) -> i64 {
+        match (self.bytes_per_batch, self.bytes_per_offset) {
+            (Some(per_batch), Some(per_offset)) => (per_batch / per_offset) as i64,
+            _ => 0,
+        }
     }
 
     /// Offsets a fetch of `max_bytes` is expected to cover for sure, None before any data
@@ -208,12 +235,16 @@ impl ReadAhead {
     }
 
     /// The first offset at or after `position` that no fetch on its way and no held
-    /// answer covers, and where the next covered range starts after it.
+    /// answer covers, and where the next covered range starts after it. A fetch on its way
+    /// is taken to cover the batch before its offset too: sent into the batch an answer
+    /// was cut in, it continues that answer (see `margin_bytes`); when it does not, the
+    /// gap shows once it is answered.
     fn first_uncovered(&self, position: i64) -> (i64, Option<i64>) {
+        let batch_offsets = self.batch_offsets();
         let mut ranges: Vec<(i64, i64)> = self
             .outstanding
             .iter()
-            .map(|o| (o.offset, o.estimated_end))
+            .map(|o| (o.offset - batch_offsets, o.estimated_end))
             .chain(self.held.values().map(|h| (h.start, h.end)))
             .collect();
         ranges.sort_unstable();
@@ -256,14 +287,14 @@ impl ReadAhead {
             return None;
         }
         // A gap before a range already covered is fetched with just enough room for it
-        // and the margin.
-        let gap_bytes = match (
-            next_covered,
-            self.bytes_per_offset,
-            self.margin_bytes(max_bytes),
-        ) {
-            (Some(next), Some(per_offset), Some(margin)) => {
-                let gap = (next - offset) as f64 * per_offset + margin;
+        // and some slack.
+        let slack = self
+            .bytes_per_batch
+            .map(|per_batch| GAP_SLACK_BATCHES * per_batch)
+            .or_else(|| self.margin_bytes(max_bytes));
+        let gap_bytes = match (next_covered, self.bytes_per_offset, slack) {
+            (Some(next), Some(per_offset), Some(slack)) => {
+                let gap = (next - offset) as f64 * per_offset + slack;
                 Some((gap.ceil() as usize).clamp(1, max_bytes))
             }
             _ => None,
@@ -366,7 +397,8 @@ impl ReadAhead {
             return;
         }
         if let (Some(expected_end), true) = (expected_end, split.truncated_tail_bytes > 0) {
-            self.observe_reach(expected_end, end);
+            let cut_off_end = self.cut_off_end(&records, split.truncated_tail_bytes, end);
+            self.observe_reach(expected_end, cut_off_end);
         }
         let whole = records.len() - split.truncated_tail_bytes;
         self.observe(whole, end - start, split.entries.len());
@@ -424,6 +456,24 @@ impl ReadAhead {
     }
 }
 
+/// The offset after a v2 record batch whose first bytes are `head`, when they reach its
+/// last offset delta: base offset (8 bytes), length (4), leader epoch (4), magic (1),
+/// CRC (4), attributes (2), last offset delta (4).
+fn v2_batch_end(head: &[u8]) -> Option<i64> {
+    const MAGIC_AT: usize = 16;
+    const LAST_OFFSET_DELTA_AT: usize = 23;
+    if head.len() < LAST_OFFSET_DELTA_AT + 4 || head[MAGIC_AT] != 2 {
+        return None;
+    }
+    let base = i64::from_be_bytes(head[..8].try_into().ok()?);
+    let delta = i32::from_be_bytes(
+        head[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+            .try_into()
+            .ok()?,
+    );
+    Some(base + i64::from(delta) + 1)
+}
+
 /// A running estimate with the newest value weighed in.
 fn blend(old: Option<f64>, new: f64) -> Option<f64> {
     Some(old.map_or(new, |old| old + NEWEST_WEIGHT * (new - old)))
@@ -461,19 +511,64 @@ mod tests {
         let mut read_ahead = ReadAhead::default();
         // 100 bytes per offset, 1,000 per batch.
         read_ahead.observe(100_000, 1_000, 100);
-        // An answer that ended one batch short of its size: what starting inside a batch
-        // and a cut-off last batch cost with an exact estimate.
+        // An answer cut in a batch that ended one batch short of the estimate.
         read_ahead.observe_reach(1_000, 990);
         read_ahead
     }
 
     #[test]
-    fn until_answers_show_their_reach_fetches_ahead_leave_an_eighth_of_margin() {
+    fn until_answers_show_their_reach_fetches_ahead_leave_a_thirty_second_of_margin() {
         let mut read_ahead = ReadAhead::default();
         read_ahead.observe(100_000, 1_000, 100);
-        assert_eq!(second_fetch_reach(&read_ahead), 875);
+        assert_eq!(second_fetch_reach(&read_ahead), 968);
         read_ahead.observe_reach(1_000, 990);
-        assert_eq!(second_fetch_reach(&read_ahead), 990, "then a batch");
+        assert_eq!(
+            second_fetch_reach(&read_ahead),
+            990,
+            "then what answers show"
+        );
+    }
+
+    #[test]
+    fn the_batch_an_answer_was_cut_in_ends_where_its_header_says() {
+        let shaped = shaped();
+        // Three batches of ten offsets from 0; the third cut after its first 40 bytes.
+        let whole = log_from(0, 3, 10);
+        let third = whole.len() / 3 * 2;
+        let cut = whole.slice(..third + 40);
+        assert_eq!(shaped.cut_off_end(&cut, 40, 20), 30);
+        // A tail too short to hold the last offset delta: a typical batch after the end.
+        let cut = whole.slice(..third + 20);
+        assert_eq!(shaped.cut_off_end(&cut, 20, 20), 30);
+        let mut wide = ReadAhead::default();
+        wide.observe(100_000, 1_000, 10);
+        assert_eq!(
+            wide.cut_off_end(&cut, 20, 20),
+            120,
+            "batches of 100 offsets"
+        );
+        assert_eq!(ReadAhead::default().cut_off_end(&cut, 20, 20), 21);
+    }
+
+    #[test]
+    fn a_fetch_sent_into_the_batch_an_answer_was_cut_in_leaves_no_gap() {
+        let t0 = Instant::now();
+        let mut read_ahead = shaped();
+        // The position is at 1,000; a fetch ahead went to 1,005, inside the batch the
+        // answer before it was cut in (batches of ten offsets): its answer starts at
+        // 1,000, so the next fetch goes beyond it rather than fill a gap.
+        read_ahead.on_sent(1_005, 100_000, true, t0);
+        let next = read_ahead
+            .next_fetch(1_000, Some(1_000_000), 100_000, t0)
+            .unwrap();
+        assert_eq!((next.offset, next.ahead, next.gap), (1_995, true, false));
+        // One batch further on, the offsets before it are a gap.
+        let mut read_ahead = shaped();
+        read_ahead.on_sent(1_015, 100_000, true, t0);
+        let next = read_ahead
+            .next_fetch(1_000, Some(1_000_000), 100_000, t0)
+            .unwrap();
+        assert_eq!((next.offset, next.gap), (1_000, true));
     }
 
     #[test]
@@ -509,8 +604,8 @@ mod tests {
         let ahead = read_ahead
             .next_fetch(0, Some(1_000_000), 80_000, t0)
             .unwrap();
-        // 80,000 bytes less an eighth of margin, at 100 bytes per offset.
-        assert_eq!((ahead.offset, ahead.ahead), (700, true));
+        // 80,000 bytes less a thirty-second of margin, at 100 bytes per offset.
+        assert_eq!((ahead.offset, ahead.ahead), (775, true));
         // The first data replaces the average rather than blending with it.
         read_ahead.observe(50_000, 1_000, 10);
         assert_eq!(read_ahead.bytes_per_offset, Some(50.0));
@@ -595,14 +690,21 @@ mod tests {
     }
 
     #[test]
-    fn the_margin_grows_with_the_spread_of_shortfalls_and_never_below_a_batch() {
+    fn the_margin_follows_the_spread_of_shortfalls_either_way() {
         let mut steady = shaped();
-        // Answers that always end one batch short of their size: what starting inside
-        // a batch and a cut-off last batch cost with an exact estimate.
+        // Answers always cut in a batch that ends one batch short of the estimate.
         for _ in 0..50 {
             steady.observe_reach(1_000, 990);
         }
         assert_eq!(second_fetch_reach(&steady), 990, "a batch of margin");
+
+        let mut beyond = shaped();
+        // Answers cut in a batch that ends beyond the estimate: the next fetch may start
+        // beyond it too.
+        for _ in 0..20 {
+            beyond.observe_reach(1_000, 1_005);
+        }
+        assert_eq!(second_fetch_reach(&beyond), 1_005);
 
         let mut wandering = shaped();
         // Bytes per offset wander: answers end anywhere from on their estimate to six
@@ -617,16 +719,24 @@ mod tests {
         );
 
         let mut skewed = shaped();
-        // Most answers a batch short, one in ten twenty batches short: the margin covers
+        // Most answers a batch short, one in four twenty batches short: the margin covers
         // those too, and forgets them once twenty newer answers came back.
         for i in 0..20 {
-            skewed.observe_reach(1_000, if i % 10 == 3 { 800 } else { 990 });
+            skewed.observe_reach(1_000, if i % 4 == 3 { 800 } else { 990 });
         }
         assert_eq!(second_fetch_reach(&skewed), 800);
         for _ in 0..20 {
             skewed.observe_reach(1_000, 990);
         }
         assert_eq!(second_fetch_reach(&skewed), 990);
+
+        let mut rare = shaped();
+        // One in ten twenty batches short: cheaper fetched as gaps than as a margin that
+        // every fetch pays.
+        for i in 0..20 {
+            rare.observe_reach(1_000, if i % 10 == 3 { 800 } else { 990 });
+        }
+        assert_eq!(second_fetch_reach(&rare), 990);
 
         let mut erratic = shaped();
         erratic.observe_reach(1_000, 100_000);
@@ -635,6 +745,15 @@ mod tests {
             second_fetch_reach(&erratic),
             750,
             "the margin takes a quarter of the fetch at most"
+        );
+        let mut far_beyond = shaped();
+        for _ in 0..20 {
+            far_beyond.observe_reach(1_000, 100_000);
+        }
+        assert_eq!(
+            second_fetch_reach(&far_beyond),
+            1_250,
+            "and gives a quarter at most"
         );
 
         let mut unshaped = ReadAhead::default();
@@ -646,24 +765,34 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_is_fetched_with_room_for_it_and_one_batch_of_overlap() {
+    fn a_gap_is_fetched_with_room_for_it_and_one_batch_of_slack() {
         let t0 = Instant::now();
         let mut read_ahead = shaped();
         read_ahead.on_sent(2_000, 100_000, true, t0);
         let gap = read_ahead
             .next_fetch(1_900, Some(10_000), 100_000, t0)
             .unwrap();
-        // 100 offsets of 100 bytes and a batch of margin.
+        // The fetch at 2,000 answers from the batch holding it, from 1,990 at the
+        // earliest: 90 offsets of 100 bytes and a batch of slack.
         assert_eq!(
             gap,
             NextFetch {
                 offset: 1_900,
-                max_bytes: 11_000,
+                max_bytes: 10_000,
                 ahead: false,
                 hedge: false,
                 gap: true
             }
         );
+        // Answers that wander widen the margin of fetches ahead, not the slack of a gap.
+        for _ in 0..20 {
+            read_ahead.observe_reach(1_000, 900);
+        }
+        assert_eq!(second_fetch_reach(&read_ahead), 900);
+        let gap = read_ahead
+            .next_fetch(1_900, Some(10_000), 100_000, t0)
+            .unwrap();
+        assert_eq!((gap.offset, gap.max_bytes, gap.gap), (1_900, 10_000, true));
     }
 
     #[test]

@@ -20,6 +20,11 @@ pub struct FlowCounters {
     /// Fetched bytes the flow already had: overlap between fetches of one partition
     /// read ahead on several connections.
     pub fetched_twice_bytes: u64,
+    /// Record bytes that arrived in fetch answers, whether used, fetched twice or cut off
+    /// at an answer's end: what crossed the link from the source.
+    pub fetched_bytes: u64,
+    /// Bytes of the last, incomplete batch that ended answers cut by their size limit.
+    pub cut_off_bytes: u64,
     /// Fetches sent for gaps that two fetches read ahead left between them.
     pub gaps_fetched: u64,
 }
@@ -69,9 +74,12 @@ pub fn status_line(
     }
     if now.counters.read_ahead_answers > 0 {
         line.push_str(&format!(
-            ", read ahead {} ({} fetched twice",
+            ", read ahead {} (fetched {} for {} copied: {} twice, {} cut off",
             count(now.counters.read_ahead_answers, "fetch", "fetches"),
-            human_bytes(now.counters.fetched_twice_bytes)
+            human_bytes(now.counters.fetched_bytes),
+            human_bytes(now.counters.bytes),
+            human_bytes(now.counters.fetched_twice_bytes),
+            human_bytes(now.counters.cut_off_bytes)
         ));
         if now.counters.gaps_fetched > 0 {
             line.push_str(&format!(
@@ -147,9 +155,11 @@ mod tests {
         let now = StatusSample {
             counters: FlowCounters {
                 records: 10,
-                bytes: 10_000,
+                bytes: 40 * 1024 * 1024,
                 read_ahead_answers: 12,
                 fetched_twice_bytes: 3 * 1024 * 1024,
+                fetched_bytes: 45 * 1024 * 1024,
+                cut_off_bytes: 1024 * 1024,
                 ..FlowCounters::default()
             },
             lag_records: Some(0),
@@ -158,7 +168,9 @@ mod tests {
         };
         let line = status_line("A->B", &now.counters, &now, Duration::from_secs(1));
         assert!(
-            line.ends_with(", 1 partition, read ahead 12 fetches (3.0 MiB fetched twice)"),
+            line.ends_with(
+                ", 1 partition, read ahead 12 fetches (fetched 45.0 MiB for 40.0 MiB copied: 3.0 MiB twice, 1.0 MiB cut off)"
+            ),
             "{line}"
         );
         let mut gaps = now.clone();
@@ -167,7 +179,7 @@ mod tests {
         let line = status_line("A->B", &gaps.counters, &gaps, Duration::from_secs(1));
         assert!(
             line.ends_with(
-                ", read ahead 12 fetches (3.0 MiB fetched twice, 2 gaps fetched, 1 slow fetch sent again)"
+                ", read ahead 12 fetches (fetched 45.0 MiB for 40.0 MiB copied: 3.0 MiB twice, 1.0 MiB cut off, 2 gaps fetched, 1 slow fetch sent again)"
             ),
             "{line}"
         );
