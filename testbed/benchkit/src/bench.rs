@@ -36,6 +36,8 @@ pub struct Settings {
     pub reuse_fill: bool,
     /// The source is across an emulated WAN.
     pub long_link: bool,
+    /// Added to every strait configuration (`--strait-set`).
+    pub strait_settings: Vec<(String, String)>,
 }
 
 pub struct Bench<'a> {
@@ -217,6 +219,7 @@ impl Bench<'_> {
                     source: &self.source.bootstrap,
                     target: &self.target.bootstrap,
                     long_link: self.settings.long_link,
+                    strait_settings: &self.settings.strait_settings,
                     dir: self.out.to_path_buf(),
                 };
                 // Two launches: a flow with idle partitions next to busy ones would make
@@ -319,6 +322,12 @@ impl Bench<'_> {
                         / 2.0
                         / MIB
                         / window.second_half.as_secs_f64().max(1e-3),
+                ),
+                middle_half_mib_s: Some(
+                    filled.log_bytes as f64
+                        / 2.0
+                        / MIB
+                        / window.middle_half.as_secs_f64().max(1e-3),
                 ),
                 records_per_s: filled.records as f64 / copy_seconds,
                 copy_seconds,
@@ -430,6 +439,7 @@ impl Bench<'_> {
             Ok(Metrics {
                 throughput_mib_s: filled.log_bytes as f64 / MIB / copy_seconds,
                 second_half_mib_s: None,
+                middle_half_mib_s: None,
                 records_per_s: filled.records as f64 / copy_seconds,
                 copy_seconds,
                 startup_seconds: None,

@@ -34,6 +34,10 @@ pub struct CopyWindow {
     /// From the moment the target held half of the records to the last: the rate once
     /// the start (TCP slow start across a long link, new connections) is behind.
     pub second_half: Duration,
+    /// From a quarter of the records on the target to three quarters: the steady rate
+    /// of a mirror whose buffers fill at the start and drain at the end (the second half
+    /// then also counts data that crossed the link before it began).
+    pub middle_half: Duration,
     pub writer_cpu_seconds: f64,
     pub broker_cpu_seconds: f64,
 }
@@ -45,6 +49,8 @@ impl CopyWatch<'_> {
         let partitions = self.expected.len() as i32;
         let mut first: Option<(CpuSample, CpuSample)> = None;
         let mut half: Option<Instant> = None;
+        let mut quarter: Option<Instant> = None;
+        let mut three_quarters: Option<Instant> = None;
         loop {
             let name = &self.writer.name;
             // Checked before the offsets: a writer that ends after writing everything
@@ -63,8 +69,10 @@ impl CopyWatch<'_> {
             if first.is_none() && done > 0 {
                 first = Some((self.sample_writer()?, self.sample_broker()?));
             }
-            if half.is_none() && 2 * done >= total {
-                half = Some(Instant::now());
+            for (mark, numerator) in [(&mut quarter, 1), (&mut half, 2), (&mut three_quarters, 3)] {
+                if mark.is_none() && 4 * done >= numerator * total {
+                    *mark = Some(Instant::now());
+                }
             }
             if self.reached(&ends) {
                 let (writer_end, broker_end) = (self.sample_writer()?, self.sample_broker()?);
@@ -75,6 +83,11 @@ impl CopyWatch<'_> {
                     second_half: writer_end.at.saturating_duration_since(
                         half.expect("half of the records arrived before all of them"),
                     ),
+                    middle_half: three_quarters
+                        .expect("three quarters of the records arrived before all of them")
+                        .saturating_duration_since(
+                            quarter.expect("a quarter of the records arrived before all of them"),
+                        ),
                     writer_cpu_seconds: writer_end.seconds - writer_start.seconds,
                     broker_cpu_seconds: broker_end.seconds - broker_start.seconds,
                 });

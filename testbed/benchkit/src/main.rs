@@ -80,6 +80,10 @@ struct Cli {
     /// Heap of each benchmark broker.
     #[arg(long, default_value = "2g")]
     broker_heap: String,
+    /// A strait setting for every strait run, e.g. `strait.memory.budget.bytes=1073741824`
+    /// (repeatable): what the report measured with it is in its command line.
+    #[arg(long = "strait-set", value_name = "KEY=VALUE")]
+    strait_set: Vec<String>,
     /// Leave the benchmark clusters and the filled topics for the next invocation
     /// (and reuse them if they are there).
     #[arg(long)]
@@ -195,6 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         time_limit: Duration::from_secs(cli.time_limit),
         reuse_fill: cli.keep_clusters,
         long_link: cli.wan.is_some(),
+        strait_settings: strait_settings(&cli.strait_set)?,
     };
     let bench = Bench {
         settings: &settings,
@@ -264,7 +269,10 @@ fn one_line(m: &report::Measurement, runs: u32) -> String {
             format!(
                 "{head}: {:.0} MiB/s{}, {:.2} CPU s/GiB, target broker {:.2} CPU s/GiB, peak RSS {:.0} MiB, {latency}",
                 x.throughput_mib_s,
-                x.second_half_mib_s.map_or_else(String::new, |rate| format!(" ({rate:.0} in the second half)")),
+                match (x.second_half_mib_s, x.middle_half_mib_s) {
+                    (Some(second), Some(middle)) => format!(" ({second:.0} in the second half, {middle:.0} in the middle half)"),
+                    _ => String::new(),
+                },
                 x.cpu_s_per_gib, x.broker_cpu_s_per_gib, x.peak_rss_mib
             )
         }
@@ -310,12 +318,16 @@ fn environment(repo: &Path, cli: &Cli, stamp: &str) -> Environment {
     Environment {
         date_utc: stamp.to_string(),
         command: format!(
-            "testbed/bench --size {} --runs {} --systems {} --workload {}{}",
+            "testbed/bench --size {} --runs {} --systems {} --workload {}{}{}",
             cli.size,
             cli.runs,
             cli.systems,
             cli.workload,
-            cli.wan.as_ref().map_or(String::new(), |w| format!(" --wan {w}"))
+            cli.wan.as_ref().map_or(String::new(), |w| format!(" --wan {w}")),
+            cli.strait_set
+                .iter()
+                .map(|set| format!(" --strait-set {set}"))
+                .collect::<String>()
         ),
         machine: format!("{cpu}, {cores} cores, {memory_gib:.0} GiB RAM, Linux {kernel}, {network}"),
         versions: format!(
@@ -354,4 +366,16 @@ fn command_output(program: &str, args: &[&str], stderr: bool) -> String {
                 .to_string()
         })
         .unwrap_or_else(|| format!("{program}: unknown"))
+}
+
+/// `--strait-set` values as `(key, value)`, each checked for its `=`.
+fn strait_settings(sets: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    sets.iter()
+        .map(|set| match set.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                Ok((key.trim().to_string(), value.trim().to_string()))
+            }
+            _ => anyhow::bail!("--strait-set {set:?}: expected KEY=VALUE, e.g. strait.memory.budget.bytes=1073741824"),
+        })
+        .collect()
 }

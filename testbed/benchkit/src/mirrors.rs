@@ -26,6 +26,8 @@ pub struct MirrorJob<'a> {
     pub target: &'a str,
     /// The source is across an emulated WAN: tuned consumers autotune their buffers.
     pub long_link: bool,
+    /// Added to strait's configuration.
+    pub strait_settings: &'a [(String, String)],
     pub dir: PathBuf,
 }
 
@@ -133,6 +135,9 @@ impl MirrorJob<'_> {
     fn strait_config(&self) -> String {
         let mut config = self.flow_config();
         config.push_str("strait.status.interval.seconds = 5\n");
+        for (key, value) in self.strait_settings {
+            config.push_str(&format!("{key} = {value}\n"));
+        }
         config
     }
 
@@ -217,6 +222,7 @@ mod tests {
             source: "127.0.0.1:1",
             target: "127.0.0.1:2",
             long_link: false,
+            strait_settings: &[],
             dir: PathBuf::from("/nonexistent"),
         }
     }

@@ -28,6 +28,10 @@ pub struct Metrics {
     /// half of the records to all of them: the rate once start-up is behind. None for
     /// the ceiling (its consumer tool reports only a total).
     pub second_half_mib_s: Option<f64>,
+    /// Half of the source log bytes / the time the target took from a quarter of the
+    /// records to three quarters: the steady rate, with buffers that fill at the start
+    /// and drain at the end left out. None for the ceiling.
+    pub middle_half_mib_s: Option<f64>,
     pub records_per_s: f64,
     pub copy_seconds: f64,
     /// From launch to the first record on the target (none for the ceiling).
@@ -66,6 +70,7 @@ pub struct Summary {
     pub throughput_mib_s: Option<f64>,
     pub throughput_vs_strait: Option<f64>,
     pub second_half_mib_s: Option<f64>,
+    pub middle_half_mib_s: Option<f64>,
     pub cpu_s_per_gib: Option<f64>,
     pub cpu_vs_strait: Option<f64>,
     pub broker_cpu_s_per_gib: Option<f64>,
@@ -128,6 +133,7 @@ pub fn summarize(systems: &[System], measurements: &[Measurement]) -> Vec<Summar
                 throughput_mib_s: of(|m| Some(m.throughput_mib_s)),
                 throughput_vs_strait: ratio(|m| m.throughput_mib_s),
                 second_half_mib_s: of(|m| m.second_half_mib_s),
+                middle_half_mib_s: of(|m| m.middle_half_mib_s),
                 cpu_s_per_gib: of(|m| Some(m.cpu_s_per_gib)),
                 cpu_vs_strait: ratio(|m| m.cpu_s_per_gib),
                 broker_cpu_s_per_gib: of(|m| Some(m.broker_cpu_s_per_gib)),
@@ -207,18 +213,19 @@ fn workload_markdown(workload: &WorkloadReport) -> String {
     )
     .unwrap();
     out.push_str(
-        "| system | MiB/s | × strait | 2nd half MiB/s | CPU s/GiB | × strait | target broker CPU s/GiB | × strait \
+        "| system | MiB/s | × strait | 2nd half MiB/s | middle half MiB/s | CPU s/GiB | × strait | target broker CPU s/GiB | × strait \
          | peak RSS MiB | latency p50 / p99 / p99.9 ms | startup s | target/source bytes | runs ok |\n",
     );
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for s in &workload.summary {
         writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {}/{} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {}/{} |",
             s.system.name(),
             number(s.throughput_mib_s, 0),
             ratio(s.system, s.throughput_vs_strait),
             number(s.second_half_mib_s, 0),
+            number(s.middle_half_mib_s, 0),
             number(s.cpu_s_per_gib, 2),
             ratio(s.system, s.cpu_vs_strait),
             number(s.broker_cpu_s_per_gib, 2),
@@ -278,6 +285,7 @@ mod tests {
             metrics: Some(Metrics {
                 throughput_mib_s: throughput,
                 second_half_mib_s: Some(throughput),
+                middle_half_mib_s: Some(throughput),
                 records_per_s: 0.0,
                 copy_seconds: 1.0,
                 startup_seconds: Some(1.0),
