@@ -100,6 +100,17 @@ pub(crate) fn read_i64(bytes: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// The offset after a v2 batch known only by its first bytes (the incomplete batch a
+/// fetch answer is cut in), when they reach its last offset delta.
+pub fn next_offset_of_partial(head: &[u8]) -> Option<i64> {
+    if head.len() < LAST_OFFSET_DELTA_AT + 4 || head[MAGIC_AT] as i8 != MAGIC_V2 {
+        return None;
+    }
+    let last_offset = read_i64(head, BASE_OFFSET_AT)
+        .wrapping_add(i64::from(read_i32(head, LAST_OFFSET_DELTA_AT)));
+    Some(last_offset.wrapping_add(1))
+}
+
 /// One whole v2 record batch: header and records, exactly `LOG_OVERHEAD + batchLength`
 /// bytes. Cloning shares the bytes.
 #[derive(Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::batch::header::next_offset_of_partial;
 use crate::batch::{split_records, RawEntry};
 
 /// A gap is fetched with room for its offsets and this many batches more: it starts
@@ -177,7 +178,7 @@ impl ReadAhead {
     /// estimated from `end`, the offset after the answer's last whole entry.
     pub fn cut_off_end(&self, records: &[u8], truncated_tail_bytes: usize, end: i64) -> i64 {
         let tail = &records[records.len().saturating_sub(truncated_tail_bytes)..];
-        if let Some(batch_end) = v2_batch_end(tail) {
+        if let Some(batch_end) = next_offset_of_partial(tail) {
             if batch_end > end {
                 return batch_end;
             }
@@ -454,24 +455,6 @@ impl ReadAhead {
         self.held.clear();
         self.held_bytes = 0;
     }
-}
-
-/// The offset after a v2 record batch whose first bytes are `head`, when they reach its
-/// last offset delta: base offset (8 bytes), length (4), leader epoch (4), magic (1),
-/// CRC (4), attributes (2), last offset delta (4).
-fn v2_batch_end(head: &[u8]) -> Option<i64> {
-    const MAGIC_AT: usize = 16;
-    const LAST_OFFSET_DELTA_AT: usize = 23;
-    if head.len() < LAST_OFFSET_DELTA_AT + 4 || head[MAGIC_AT] != 2 {
-        return None;
-    }
-    let base = i64::from_be_bytes(head[..8].try_into().ok()?);
-    let delta = i32::from_be_bytes(
-        head[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
-            .try_into()
-            .ok()?,
-    );
-    Some(base + i64::from(delta) + 1)
 }
 
 /// A running estimate with the newest value weighed in.
