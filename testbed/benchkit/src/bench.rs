@@ -15,6 +15,7 @@ use crate::mirrors::{MirrorJob, Programs};
 use crate::options::System;
 use crate::procfs;
 use crate::report::{self, Measurement, Metrics, WorkloadInfo, WorkloadReport};
+use crate::wan;
 use crate::workload::{self, Workload};
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -172,10 +173,14 @@ impl Bench<'_> {
             );
         }
         let log_bytes = self.testbed.log_bytes(self.source_name, &topic)?;
-        let print = self
-            .source
-            .fingerprint(&topic, self.settings.time_limit)
-            .context("reading the filled source topic back")?;
+        // Read next to the source: across a long link one reader's window would make this
+        // take minutes.
+        let read_back = || self.source.fingerprint(&topic, self.settings.time_limit);
+        let print = match self.source_namespace {
+            Some(namespace) => wan::create_in(namespace, read_back),
+            None => read_back(),
+        }
+        .context("reading the filled source topic back")?;
         eprintln!(
             "benchkit: {workload}: {records} records, {:.0} MiB of record values in {:.0} MiB of source log",
             (records * workload.record_size() as u64) as f64 / MIB,

@@ -7,7 +7,7 @@ use std::fmt;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::sync::Mutex;
 
@@ -19,8 +19,9 @@ const LINK_NAME: &str = "bench";
 pub const SOURCE_HOST: &str = "10.77.1.1";
 pub const TARGET_HOST: &str = "10.77.2.1";
 
-/// Links this benchmark brought up and must take down, for the cleanup after a signal.
-static UP: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// The link this benchmark brought up and must take down (the `testbed/wan` script and
+/// the log that gets its final counters), for the cleanup after a signal too.
+static UP: Mutex<Option<(PathBuf, PathBuf)>> = Mutex::new(None);
 
 /// The link's shaping and set-up, as `key=value` pairs in the order given.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,13 +31,17 @@ pub struct WanSpec {
 
 /// The keys `--wan` takes; each becomes `testbed/wan up --<key> <value>`, which checks
 /// the values.
-const KEYS: [(&str, &str); 7] = [
+const KEYS: [(&str, &str); 8] = [
     ("rtt", "round-trip time, e.g. 100ms"),
     ("delay", "one-way delay, e.g. 50ms"),
     ("rate", "link rate, e.g. 1gbit"),
     ("loss", "random loss, e.g. 0.1%"),
     ("queue", "bottleneck buffer as time, e.g. 100ms"),
     ("mtu", "MTU of the link devices, e.g. 9000"),
+    (
+        "offload",
+        "segmentation offload of the link devices, on (default) or off",
+    ),
     (
         "tune",
         "sysctl profile applied in both namespaces, e.g. tuning/wan-100ms.conf",
@@ -118,8 +123,8 @@ impl Link {
     pub fn up(repo: &Path, spec: &WanSpec, log: &Path) -> anyhow::Result<Self> {
         let script = repo.join("testbed/wan");
         let link = Self { script };
-        link.down();
-        *UP.lock().expect("link registry") = Some(link.script.clone());
+        take_down_link(&link.script, None);
+        *UP.lock().expect("link registry") = Some((link.script.clone(), log.to_path_buf()));
         let output = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let status = Command::new(&link.script)
             .arg("up")
@@ -148,10 +153,6 @@ impl Link {
     /// `testbed/wan down --force` stops every process whose main thread is inside.
     pub fn enter_target_side(&self) -> anyhow::Result<()> {
         enter(&target_namespace())
-    }
-
-    fn down(&self) {
-        take_down_link(&self.script);
     }
 }
 
@@ -195,16 +196,26 @@ pub fn target_namespace() -> String {
 
 /// Stops what still runs in the namespaces and deletes them with the delay line.
 pub fn take_down() {
-    if let Some(script) = UP.lock().expect("link registry").take() {
-        take_down_link(&script);
+    if let Some((script, log)) = UP.lock().expect("link registry").take() {
+        take_down_link(&script, Some(&log));
     }
 }
 
-fn take_down_link(script: &Path) {
+/// `testbed/wan down`; its output (the delay line's final counters: packets, drops at
+/// the bottleneck's queue) goes to the end of `log`.
+fn take_down_link(script: &Path, log: Option<&Path>) {
+    let output = log.and_then(|path| std::fs::OpenOptions::new().append(true).open(path).ok());
+    let (stdout, stderr) = match output
+        .as_ref()
+        .map(|file| (file.try_clone(), file.try_clone()))
+    {
+        Some((Ok(out), Ok(err))) => (Stdio::from(out), Stdio::from(err)),
+        _ => (Stdio::null(), Stdio::null()),
+    };
     let _ = Command::new(script)
         .args(["down", "--name", LINK_NAME, "--force"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
         .status();
 }
 

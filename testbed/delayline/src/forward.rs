@@ -14,6 +14,8 @@ use crate::ring::PacketRing;
 use crate::shaper::{Shaper, Verdict};
 use crate::signals::{Signal, SignalFd};
 use crate::stats::{Bytes, Counters};
+use crate::tun::set_segmentation_offload;
+use crate::vnet;
 
 const SIGNALS: Token = Token(2);
 /// A direction's ring never grows past this: 8 s of traffic at 1 Gbit/s.
@@ -22,6 +24,8 @@ const MAX_RING_BYTES: usize = 1 << 30;
 const UNLIMITED_RING_BYTES: usize = 16 << 20;
 /// A write that the device refuses for lack of room is tried again after this.
 const RETRY: Duration = Duration::from_millis(1);
+/// The largest IP packet, which a segmentation-offload packet may be.
+const LARGEST_IP_PACKET: usize = 65535;
 
 struct Direction {
     /// "a->b" or "b->a".
@@ -44,12 +48,14 @@ pub struct Forwarder {
     cut: bool,
     /// Where packets go when a ring is full, to be dropped.
     scratch: Vec<u8>,
+    /// The most one read can return: the MTU, or an offload packet and its header.
+    largest_frame: usize,
 }
 
 impl Forwarder {
     pub fn new(options: Options, tuns: [File; 2], signals: SignalFd) -> Forwarder {
         let shaping = options.shaping;
-        let mtu = usize::from(options.mtu);
+        let largest_frame = largest_frame(&options);
         let clock = Instant::now();
         let since_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -58,7 +64,7 @@ impl Forwarder {
         let direction = |name, seed| Direction {
             name,
             ring: PacketRing::new(ring_bytes(&shaping), MAX_RING_BYTES),
-            shaper: Shaper::new(&shaping, mtu, seed),
+            shaper: Shaper::new(&shaping, largest_frame, seed),
             counters: Counters::default(),
             failing: false,
         };
@@ -70,12 +76,14 @@ impl Forwarder {
             signals,
             clock,
             cut: false,
-            scratch: vec![0; mtu],
+            scratch: vec![0; largest_frame],
+            largest_frame,
         }
     }
 
     /// Runs until SIGTERM or SIGINT.
     pub fn run(mut self) -> io::Result<()> {
+        self.apply_offload()?;
         let mut poll = Poll::new()?;
         for (index, tun) in self.tuns.iter().enumerate() {
             poll.registry().register(
@@ -145,10 +153,10 @@ impl Forwarder {
 
     /// Reads every packet waiting on device `index` into its direction's ring.
     fn receive(&mut self, index: usize) -> io::Result<()> {
-        let mtu = usize::from(self.options.mtu);
+        let offload = self.options.offload;
         loop {
             let direction = &mut self.directions[index];
-            let (buffer, kept) = match direction.ring.slot(mtu) {
+            let (buffer, kept) = match direction.ring.slot(self.largest_frame) {
                 Some(slot) => (slot, true),
                 None => (&mut self.scratch[..], false),
             };
@@ -163,13 +171,14 @@ impl Forwarder {
                     ))
                 }
             };
+            let wire_len = wire_bytes(offload, &buffer[..len]);
             if self.cut {
                 direction.counters.cut += 1;
             } else if !kept {
                 direction.counters.overflow += 1;
             } else {
                 let now = self.clock.elapsed().as_nanos() as u64;
-                match direction.shaper.admit(now, len) {
+                match direction.shaper.admit(now, wire_len) {
                     Verdict::Deliver(due) => direction.ring.commit(len, due),
                     Verdict::Lost => direction.counters.lost += 1,
                     Verdict::QueueFull => direction.counters.queue_full += 1,
@@ -184,6 +193,7 @@ impl Forwarder {
         let direction = &mut self.directions[index];
         let mut far = &self.tuns[1 - index];
         let queue_ns = self.shaping.queue.as_nanos() as u64;
+        let offload = self.options.offload;
         while let Some((due, packet)) = direction.ring.front() {
             if due > now {
                 break;
@@ -198,7 +208,7 @@ impl Forwarder {
             match far.write(packet) {
                 Ok(_) => {
                     direction.counters.forwarded_packets += 1;
-                    direction.counters.forwarded_bytes += packet.len() as u64;
+                    direction.counters.forwarded_bytes += wire_bytes(offload, packet) as u64;
                     direction.failing = false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
@@ -272,11 +282,25 @@ impl Forwarder {
         }
         self.shaping = shaping;
         for direction in &mut self.directions {
-            direction
-                .shaper
-                .reconfigure(&shaping, usize::from(self.options.mtu));
+            direction.shaper.reconfigure(&shaping, self.largest_frame);
         }
         eprintln!("delayline: now {shaping}");
+        if let Err(e) = self.apply_offload() {
+            eprintln!("delayline: {e}");
+        }
+    }
+
+    /// Large packets while the link loses nothing; single segments under random loss,
+    /// so that a loss takes one segment, not up to seven at once.
+    fn apply_offload(&self) -> io::Result<()> {
+        if !self.options.offload {
+            return Ok(());
+        }
+        let segments = self.shaping.loss == 0.0;
+        for tun in &self.tuns {
+            set_segmentation_offload(tun, segments)?;
+        }
+        Ok(())
     }
 
     fn print_stats(&self) {
@@ -289,6 +313,23 @@ impl Forwarder {
                 Bytes(direction.ring.capacity() as u64),
             );
         }
+    }
+}
+
+fn largest_frame(options: &Options) -> usize {
+    if options.offload {
+        vnet::HEADER_LEN + LARGEST_IP_PACKET
+    } else {
+        usize::from(options.mtu)
+    }
+}
+
+/// What a frame weighs on the emulated wire (see `vnet`).
+fn wire_bytes(offload: bool, frame: &[u8]) -> usize {
+    if offload {
+        vnet::wire_bytes(frame)
+    } else {
+        frame.len()
     }
 }
 

@@ -11,8 +11,8 @@ use crate::units::Cidr;
 
 /// The two tun descriptors, A's first; the devices exist while these stay open.
 pub fn bring_up(options: &Options) -> io::Result<[File; 2]> {
-    let tun_a = create_in_namespace(&options.ns_a, &options.device)?;
-    let tun_b = create_in_namespace(&options.ns_b, &options.device)?;
+    let tun_a = create_in_namespace(&options.ns_a, &options.device, options.offload)?;
+    let tun_b = create_in_namespace(&options.ns_b, &options.device, options.offload)?;
     configure_end(options, &options.ns_a, options.addr_a, options.addr_b)?;
     configure_end(options, &options.ns_b, options.addr_b, options.addr_a)?;
     Ok([tun_a, tun_b])

@@ -10,6 +10,7 @@ mod signals;
 mod stats;
 mod tun;
 mod units;
+mod vnet;
 
 use std::process::ExitCode;
 
@@ -41,13 +42,14 @@ fn run(options: Options) -> std::io::Result<()> {
     let tuns = link::bring_up(&options)?;
     let signals = signals::SignalFd::open()?;
     eprintln!(
-        "delayline: ready: {} {} <-> {} {} (device {}, mtu {}), {}",
+        "delayline: ready: {} {} <-> {} {} (device {}, mtu {}, offload {}), {}",
         options.ns_a,
         options.addr_a,
         options.ns_b,
         options.addr_b,
         options.device,
         options.mtu,
+        if options.offload { "on" } else { "off" },
         options.shaping
     );
     forward::Forwarder::new(options, tuns, signals).run()?;
