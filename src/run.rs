@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::config::{ClusterConfig, FlowConfig, MirrorConfig};
+use crate::config::{ClusterConfig, FlowConfig, MirrorConfig, TCP_CONGESTION_CONTROL};
 use crate::engine::{
     ClusterEndpoint, Discovery, EngineError, FlowRunner, FlowSpec, RouteInfo, TopicRoute,
     TopicSelector,
@@ -15,10 +15,18 @@ use crate::failover::{self, FailoverError, FailoverSettings, FailoverTask};
 use crate::offsets::GroupOffset;
 use crate::plan::{plan_flow, FlowPlan, SourceTopic};
 use crate::topology::{preview_sync, SyncPreview};
-use crate::wire::{ClusterClient, ConnectionConfig, SocketOptions, Transport, WireError};
+use crate::wire::{
+    check_congestion_control, ClusterClient, ConnectionConfig, SocketOptions, Transport, WireError,
+};
 
 pub fn connection_config(cluster: &ClusterConfig) -> Result<ConnectionConfig, WireError> {
     let transport = Transport::from_security_protocol(cluster.security_protocol.name())?;
+    if let Some(name) = &cluster.tcp_congestion_control {
+        check_congestion_control(name).map_err(|reason| WireError::SocketSetting {
+            setting: format!("{}.{TCP_CONGESTION_CONTROL}={name}", cluster.alias),
+            reason,
+        })?;
+    }
     Ok(ConnectionConfig {
         client_id: cluster
             .client_id
@@ -27,6 +35,8 @@ pub fn connection_config(cluster: &ClusterConfig) -> Result<ConnectionConfig, Wi
         socket: SocketOptions {
             send_buffer: cluster.send_buffer_bytes.map(|b| b as usize),
             recv_buffer: cluster.receive_buffer_bytes.map(|b| b as usize),
+            keepalive: cluster.tcp_keepalive,
+            congestion_control: cluster.tcp_congestion_control.clone(),
             ..SocketOptions::default()
         },
         transport,

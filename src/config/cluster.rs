@@ -5,13 +5,24 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::diagnostics::{Diagnostics, WarningKind};
 use super::jaas::parse_login_module;
-use super::keys::{is_connection_key, CONNECTION_KEYS_USED};
+use super::keys::{
+    is_connection_key, CONNECTION_KEYS_USED, TCP_CONGESTION_CONTROL, TCP_KEEPALIVE_SECONDS,
+};
 use super::properties::Property;
 use super::secret::{is_secret_key, Secret};
-use super::values::{fix_for, parse_bootstrap_servers, parse_socket_buffer};
+use super::values::{
+    fix_for, parse_bootstrap_servers, parse_congestion_control, parse_keepalive_seconds,
+    parse_socket_buffer,
+};
+
+/// Keepalive probes start after a minute of silence unless a cluster says otherwise:
+/// a dead peer behind a firewall that drops idle flows is then found in minutes, not
+/// after the kernel's two hours.
+pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// An entry of the file under the setting name it has in its scope
 /// (`bootstrap.servers` for the key `A.bootstrap.servers`).
@@ -195,6 +206,10 @@ pub struct ClusterConfig {
     /// default here because auto-tuning serves long links best).
     pub send_buffer_bytes: Option<u32>,
     pub receive_buffer_bytes: Option<u32>,
+    /// `strait.tcp.congestion.control`; `None`: the kernel's default.
+    pub tcp_congestion_control: Option<String>,
+    /// `strait.tcp.keepalive.seconds`; `None`: keepalive off.
+    pub tcp_keepalive: Option<Duration>,
     /// `exactly.once.source.support = enabled`: flows into this cluster
     /// write transactionally (MM2 reads this per target cluster).
     pub exactly_once_source_support: bool,
@@ -300,8 +315,28 @@ pub(crate) fn build_cluster(
     let client_id = entries
         .get("client.id")
         .map(|entry| entry.value().to_string());
-    let send_buffer_bytes = socket_buffer(entries.get("send.buffer.bytes"), diagnostics);
-    let receive_buffer_bytes = socket_buffer(entries.get("receive.buffer.bytes"), diagnostics);
+    // MM2 files size buffers per client: strait's fetch connections are the consumer's
+    // (receive side first), its produce connections the producer's (send side first).
+    let send_buffer_bytes = socket_buffer(
+        buffer_entry(entries, "send.buffer.bytes", ["producer.", "consumer."]),
+        diagnostics,
+    );
+    let receive_buffer_bytes = socket_buffer(
+        buffer_entry(entries, "receive.buffer.bytes", ["consumer.", "producer."]),
+        diagnostics,
+    );
+    let tcp_congestion_control = entries.get(TCP_CONGESTION_CONTROL).and_then(|entry| {
+        parse_congestion_control(entry.value())
+            .map_err(|reason| diagnostics.error(entry.line(), entry.key(), reason))
+            .ok()
+    });
+    let tcp_keepalive = match entries.get(TCP_KEEPALIVE_SECONDS) {
+        Some(entry) => parse_keepalive_seconds(entry.value()).unwrap_or_else(|reason| {
+            diagnostics.error(entry.line(), entry.key(), reason);
+            Some(DEFAULT_TCP_KEEPALIVE)
+        }),
+        None => Some(DEFAULT_TCP_KEEPALIVE),
+    };
     let exactly_once_source_support = match lookup(&[&entries.own], "exactly.once.source.support") {
         Some(entry) => match entry.value().to_ascii_lowercase().as_str() {
             "enabled" => true,
@@ -334,6 +369,8 @@ pub(crate) fn build_cluster(
         client_id,
         send_buffer_bytes,
         receive_buffer_bytes,
+        tcp_congestion_control,
+        tcp_keepalive,
         exactly_once_source_support,
         consumer: ClientOverrides::default(),
         producer: ClientOverrides::default(),
@@ -406,6 +443,22 @@ fn note_unused(
             );
         }
     }
+}
+
+/// The cluster's own `<alias>.<name>`, else its clients' (`<alias>.consumer.<name>`,
+/// in `roles` order), else the top-level default.
+fn buffer_entry<'a>(
+    entries: &ClusterEntries<'a>,
+    name: &str,
+    roles: [&str; 2],
+) -> Option<Entry<'a>> {
+    lookup(&[&entries.own], name)
+        .or_else(|| {
+            roles
+                .iter()
+                .find_map(|role| lookup(&[&entries.own], &format!("{role}{name}")))
+        })
+        .or_else(|| lookup(&[entries.defaults], name))
 }
 
 fn socket_buffer(entry: Option<Entry<'_>>, diagnostics: &mut Diagnostics) -> Option<u32> {
@@ -685,6 +738,97 @@ mod tests {
         assert_eq!(cluster.consumer.get("bootstrap.servers"), None);
         assert_eq!(cluster.producer.get("linger.ms"), Some("5"));
         assert!(cluster.sasl.is_none() && cluster.tls.is_none());
+    }
+
+    #[test]
+    fn socket_buffers_come_from_the_cluster_then_its_clients_then_the_top_level() {
+        // MM2's form: sized per client of the cluster.
+        let (cluster, errors) = build(
+            &[
+                ("A.bootstrap.servers", "a:9092"),
+                ("A.consumer.receive.buffer.bytes", "8388608"),
+                ("A.producer.receive.buffer.bytes", "65536"),
+                ("A.producer.send.buffer.bytes", "4194304"),
+            ],
+            &[
+                ("send.buffer.bytes", "131072"),
+                ("receive.buffer.bytes", "131072"),
+            ],
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(cluster.receive_buffer_bytes, Some(8_388_608));
+        assert_eq!(cluster.send_buffer_bytes, Some(4_194_304));
+        // The cluster's own key wins over its clients'.
+        let (cluster, errors) = build(
+            &[
+                ("A.bootstrap.servers", "a:9092"),
+                ("A.receive.buffer.bytes", "-1"),
+                ("A.consumer.receive.buffer.bytes", "8388608"),
+            ],
+            &[],
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(cluster.receive_buffer_bytes, None);
+        // A bad client value is named by its own key.
+        let (_, errors) = build(
+            &[
+                ("A.bootstrap.servers", "a:9092"),
+                ("A.consumer.receive.buffer.bytes", "lots"),
+            ],
+            &[],
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("A.consumer.receive.buffer.bytes"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn congestion_control_and_keepalive_per_cluster_with_top_level_defaults() {
+        let (cluster, errors) = build(&[("A.bootstrap.servers", "a:9092")], &[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(cluster.tcp_congestion_control, None);
+        assert_eq!(cluster.tcp_keepalive, Some(DEFAULT_TCP_KEEPALIVE));
+        let (cluster, errors) = build(
+            &[
+                ("A.bootstrap.servers", "a:9092"),
+                ("A.strait.tcp.congestion.control", "bbr"),
+                ("A.strait.tcp.keepalive.seconds", "0"),
+            ],
+            &[("strait.tcp.congestion.control", "cubic")],
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(cluster.tcp_congestion_control.as_deref(), Some("bbr"));
+        assert_eq!(cluster.tcp_keepalive, None);
+        let (cluster, errors) = build(
+            &[("A.bootstrap.servers", "a:9092")],
+            &[
+                ("strait.tcp.congestion.control", "cubic"),
+                ("strait.tcp.keepalive.seconds", "15"),
+            ],
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(cluster.tcp_congestion_control.as_deref(), Some("cubic"));
+        assert_eq!(cluster.tcp_keepalive, Some(Duration::from_secs(15)));
+        // Both mistakes are reported at once.
+        let (_, errors) = build(
+            &[
+                ("A.bootstrap.servers", "a:9092"),
+                ("A.strait.tcp.congestion.control", "bbr v2"),
+                ("A.strait.tcp.keepalive.seconds", "-5"),
+            ],
+            &[],
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].contains("A.strait.tcp.congestion.control"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("A.strait.tcp.keepalive.seconds"),
+            "{errors:?}"
+        );
     }
 
     #[test]

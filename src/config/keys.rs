@@ -10,6 +10,11 @@ pub const MEMORY_BUDGET_BYTES: &str = "strait.memory.budget.bytes";
 /// long link with data waiting gains from them; a number fixes the count.
 pub const FETCH_CONNECTIONS_PER_BROKER: &str = "strait.fetch.connections.per.broker";
 pub const STATUS_INTERVAL_SECONDS: &str = "strait.status.interval.seconds";
+/// TCP congestion control for the connections to a cluster (`<alias>.` or top level
+/// for every cluster); unset: the kernel's default (net.ipv4.tcp_congestion_control).
+pub const TCP_CONGESTION_CONTROL: &str = "strait.tcp.congestion.control";
+/// Idle seconds before TCP keepalive probes on the connections to a cluster; 0: off.
+pub const TCP_KEEPALIVE_SECONDS: &str = "strait.tcp.keepalive.seconds";
 /// Kafka Connect's offset commit period, which MM2 files already carry: for strait, how
 /// often a flow commits its progress to the target (top level only).
 pub const PROGRESS_COMMIT_INTERVAL_MS: &str = "offset.flush.interval.ms";
@@ -96,6 +101,8 @@ pub(crate) const CLUSTER_KEYS: &[&str] = &[
     "send.buffer.bytes",
     "receive.buffer.bytes",
     "exactly.once.source.support",
+    TCP_CONGESTION_CONTROL,
+    TCP_KEEPALIVE_SECONDS,
 ];
 
 /// Client override prefixes: `<alias>.consumer.fetch.max.bytes`, ...

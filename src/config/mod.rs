@@ -40,7 +40,7 @@ mod values;
 
 pub use cluster::{
     ClientCertificate, ClientOverrides, ClusterConfig, PemSource, SaslConfig, SaslMechanism,
-    SecurityProtocol, TlsConfig,
+    SecurityProtocol, TlsConfig, DEFAULT_TCP_KEEPALIVE,
 };
 pub use diagnostics::{ConfigError, ConfigErrors, ConfigWarning, WarningKind};
 pub use filter::{ConfigPropertyFilter, GroupFilter, PatternList, TopicFilter};
@@ -51,6 +51,7 @@ pub use flow::{
 };
 pub use keys::{
     MEMORY_BUDGET_BYTES, PROGRESS_COMMIT_INTERVAL_MS, START_POSITION, STATUS_INTERVAL_SECONDS,
+    TCP_CONGESTION_CONTROL, TCP_KEEPALIVE_SECONDS,
 };
 pub use mm2::{MirrorConfig, DEFAULT_STATUS_INTERVAL};
 pub use policy::{ReplicationPolicy, Separators};

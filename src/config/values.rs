@@ -117,6 +117,37 @@ pub(crate) fn parse_socket_buffer(value: &str) -> Result<Option<u32>, String> {
     }
 }
 
+/// A TCP congestion control algorithm's name as Linux knows it (`bbr`, `cubic`): the
+/// kernel takes up to 15 bytes; whether it has the algorithm is checked when strait
+/// starts.
+pub(crate) fn parse_congestion_control(value: &str) -> Result<String, String> {
+    const FIX: &str = "write the name of one the kernel offers, e.g. bbr or cubic (the list: /proc/sys/net/ipv4/tcp_available_congestion_control)";
+    let name = value.trim();
+    let well_formed = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if well_formed {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "{value:?} is not a congestion control name — {FIX}"
+        ))
+    }
+}
+
+/// Idle seconds before TCP keepalive probes start; 0 turns keepalive off.
+pub(crate) fn parse_keepalive_seconds(value: &str) -> Result<Option<Duration>, String> {
+    let seconds = parse_in_range(
+        value,
+        0,
+        32_767,
+        "write the idle seconds before the first probe (Linux takes 1 to 32767), or 0 to turn keepalive off",
+    )?;
+    Ok((seconds > 0).then(|| Duration::from_secs(seconds as u64)))
+}
+
 /// Brokers as `host:port`, comma-separated, as Kafka clients accept them
 /// (a `SCHEME://` prefix is allowed and dropped; empty entries are skipped).
 /// IPv6 addresses must be in brackets.
@@ -334,6 +365,31 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn congestion_control_names_are_checked_for_form() {
+        assert_eq!(parse_congestion_control(" bbr ").unwrap(), "bbr");
+        assert_eq!(parse_congestion_control("cubic").unwrap(), "cubic");
+        for bad in ["", "bbr cubic", "a-name-longer-than-15", "bbr;"] {
+            let error = parse_congestion_control(bad).unwrap_err();
+            assert!(
+                error.contains("tcp_available_congestion_control"),
+                "{bad:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn keepalive_takes_seconds_and_zero_turns_it_off() {
+        assert_eq!(
+            parse_keepalive_seconds("30").unwrap(),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_keepalive_seconds("0").unwrap(), None);
+        let error = parse_keepalive_seconds("40000").unwrap_err();
+        assert!(error.contains("1 to 32767"), "{error}");
+        assert!(parse_keepalive_seconds("soon").is_err());
+    }
 
     #[test]
     fn booleans() {

@@ -114,6 +114,10 @@ pub enum WireError {
          planned)"
     )]
     UnsupportedSecurityProtocol { protocol: String },
+
+    /// A socket setting this machine cannot apply, found before any connection.
+    #[error("{setting}: {reason}")]
+    SocketSetting { setting: String, reason: String },
 }
 
 impl WireError {
@@ -131,7 +135,8 @@ impl WireError {
             | WireError::Decode { .. }
             | WireError::UnsupportedVersion { .. }
             | WireError::FrameTooLarge { .. }
-            | WireError::UnsupportedSecurityProtocol { .. } => false,
+            | WireError::UnsupportedSecurityProtocol { .. }
+            | WireError::SocketSetting { .. } => false,
         }
     }
 

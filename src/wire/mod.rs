@@ -29,7 +29,7 @@ pub use metadata::{BrokerAddr, MetadataSnapshot, PartitionMeta, TopicMeta};
 pub use produce_encode::{encode_produce_request, ProduceTopicBatches, PRODUCE_VERSIONS};
 pub use produce_send::send_produce;
 pub use retry::retry_with;
-pub use socket::{connect_tcp, tcp_stats, SocketOptions, TcpStats};
+pub use socket::{check_congestion_control, connect_tcp, tcp_stats, SocketOptions, TcpStats};
 pub use versions::BrokerVersions;
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
@@ -20,6 +22,8 @@ pub struct SocketOptions {
     /// `None` keeps the kernel's autotuning.
     pub recv_buffer: Option<usize>,
     pub keepalive: Option<Duration>,
+    /// TCP_CONGESTION, e.g. `bbr`; `None` keeps the kernel's default.
+    pub congestion_control: Option<String>,
     pub connect_timeout: Duration,
 }
 
@@ -29,7 +33,8 @@ impl Default for SocketOptions {
             nodelay: true,
             send_buffer: None,
             recv_buffer: None,
-            keepalive: Some(Duration::from_secs(60)),
+            keepalive: Some(crate::config::DEFAULT_TCP_KEEPALIVE),
+            congestion_control: None,
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -74,15 +79,148 @@ async fn connect_one(target: SocketAddr, options: &SocketOptions) -> io::Result<
     socket.set_tcp_nodelay(options.nodelay)?;
     if let Some(size) = options.send_buffer {
         socket.set_send_buffer_size(size)?;
+        grant_buffer(&socket, BufferSide::Send, size)?;
     }
     if let Some(size) = options.recv_buffer {
         socket.set_recv_buffer_size(size)?;
+        grant_buffer(&socket, BufferSide::Receive, size)?;
     }
     if let Some(idle) = options.keepalive {
         socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
     }
+    if let Some(name) = &options.congestion_control {
+        socket.set_tcp_congestion(name.as_bytes())?;
+    }
     let socket = TcpSocket::from_std_stream(socket.into());
     socket.connect(target).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BufferSide {
+    Send,
+    Receive,
+}
+
+impl BufferSide {
+    fn setting(self) -> &'static str {
+        match self {
+            BufferSide::Send => "send.buffer.bytes",
+            BufferSide::Receive => "receive.buffer.bytes",
+        }
+    }
+
+    fn ceiling(self) -> &'static str {
+        match self {
+            BufferSide::Send => "net.core.wmem_max",
+            BufferSide::Receive => "net.core.rmem_max",
+        }
+    }
+
+    fn granted(self, socket: &Socket) -> io::Result<usize> {
+        match self {
+            BufferSide::Send => socket.send_buffer_size(),
+            BufferSide::Receive => socket.recv_buffer_size(),
+        }
+    }
+
+    /// Said once per process: every connection of a cluster asks the same.
+    fn announced(self) -> &'static AtomicBool {
+        static SEND: AtomicBool = AtomicBool::new(false);
+        static RECEIVE: AtomicBool = AtomicBool::new(false);
+        match self {
+            BufferSide::Send => &SEND,
+            BufferSide::Receive => &RECEIVE,
+        }
+    }
+}
+
+/// Linux grants twice the size asked (the other half is its bookkeeping), but never
+/// more than twice its ceiling (net.core.rmem_max / wmem_max).
+fn capped_by_the_kernel(requested: usize, granted: usize) -> bool {
+    granted < requested.saturating_mul(2)
+}
+
+/// After SO_RCVBUF / SO_SNDBUF: when the kernel's ceiling cut the size, asks again with
+/// SO_RCVBUFFORCE / SO_SNDBUFFORCE, which a process with CAP_NET_ADMIN may; says what
+/// the kernel granted, and the fix when the size stays cut.
+fn grant_buffer(socket: &Socket, side: BufferSide, requested: usize) -> io::Result<()> {
+    let mut granted = side.granted(socket)?;
+    let mut forced = false;
+    if capped_by_the_kernel(requested, granted) {
+        let option = match side {
+            BufferSide::Send => libc::SO_SNDBUFFORCE,
+            BufferSide::Receive => libc::SO_RCVBUFFORCE,
+        };
+        let size = libc::c_int::try_from(requested).unwrap_or(libc::c_int::MAX);
+        // SAFETY: the descriptor is open; the option value is one c_int that outlives the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        forced = rc == 0;
+        granted = side.granted(socket)?;
+    }
+    if side.announced().swap(true, Ordering::Relaxed) {
+        return Ok(());
+    }
+    if capped_by_the_kernel(requested, granted) {
+        let ceiling =
+            std::fs::read_to_string(format!("/proc/sys/{}", side.ceiling().replace('.', "/")))
+                .map(|text| text.trim().to_string())
+                .unwrap_or_else(|_| "?".to_string());
+        tracing::warn!(
+            "{}={requested} asks for more than {}={ceiling} allows, and strait may not exceed it (it lacks CAP_NET_ADMIN): the kernel granted {} bytes; raise the ceiling (sysctl -w {}={requested}) or run strait with CAP_NET_ADMIN",
+            side.setting(),
+            side.ceiling(),
+            granted / 2,
+            side.ceiling()
+        );
+    } else {
+        tracing::info!(
+            "{}={requested}: the kernel granted {} bytes (it reports {granted}, doubled for its bookkeeping){}",
+            side.setting(),
+            granted / 2,
+            if forced {
+                format!(", above {} by CAP_NET_ADMIN", side.ceiling())
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Checks before any connection that this kernel lets strait use congestion control
+/// `name`; the error says what is available and how to add it.
+pub fn check_congestion_control(name: &str) -> Result<(), String> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
+        .map_err(|e| format!("cannot open a TCP socket to try it ({e})"))?;
+    let Err(error) = socket.set_tcp_congestion(name.as_bytes()) else {
+        return Ok(());
+    };
+    let read = |key: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{key}"))
+            .map(|text| text.trim().to_string())
+            .unwrap_or_else(|_| "unknown".to_string())
+    };
+    Err(match error.raw_os_error() {
+        Some(libc::ENOENT) => format!(
+            "this kernel has no TCP congestion control {name:?} (available: {}); load its module (modprobe tcp_{name}) or choose one of those",
+            read("tcp_available_congestion_control")
+        ),
+        Some(libc::EPERM) => {
+            let allowed = read("tcp_allowed_congestion_control");
+            format!(
+                "{name:?} is not in net.ipv4.tcp_allowed_congestion_control ({allowed}) and strait may not choose others without CAP_NET_ADMIN; allow it: sysctl -w net.ipv4.tcp_allowed_congestion_control=\"{allowed} {name}\""
+            )
+        }
+        _ => format!("the kernel refused it: {error}"),
+    })
 }
 
 /// What the kernel knows about one connection, for sizing and diagnosing long links.
@@ -117,7 +255,6 @@ impl TcpStats {
 
 /// Reads TCP_INFO and the buffer sizes of a connected socket.
 pub fn tcp_stats(socket: &Socket) -> io::Result<TcpStats> {
-    use std::os::fd::AsRawFd;
     // SAFETY: tcp_info is plain old data; getsockopt writes at most `len` bytes into it.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -213,6 +350,54 @@ mod tests {
         stats.min_rtt = ms(1);
         assert_eq!(stats.round_trip(), ms(1));
         assert_eq!(TcpStats::default().round_trip(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_buffer_is_cut_when_the_kernel_grants_less_than_twice_the_ask() {
+        assert!(!capped_by_the_kernel(256 * 1024, 512 * 1024));
+        // net.core.rmem_max = 212992 cuts a 300000 byte ask, though 425984 > 300000.
+        assert!(capped_by_the_kernel(300_000, 2 * 212_992));
+        assert!(!capped_by_the_kernel(1, 2304));
+    }
+
+    #[tokio::test]
+    async fn the_congestion_control_asked_for_is_the_connections() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // One that is not the default, so that the setting shows: reno is built into
+        // every Linux kernel, and cubic is the usual default.
+        let default = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+            .unwrap_or_default();
+        let chosen = if default.trim() == "reno" {
+            "cubic"
+        } else {
+            "reno"
+        };
+        check_congestion_control(chosen).unwrap();
+        let options = SocketOptions {
+            congestion_control: Some(chosen.to_string()),
+            keepalive: Some(Duration::from_secs(17)),
+            ..SocketOptions::default()
+        };
+        let (stream, _) = tokio::join!(connect_tcp(&addr, &options), listener.accept());
+        let stream = stream.unwrap();
+        let sock = SockRef::from(&stream);
+        // The kernel answers with the name padded by NULs to its 16-byte field.
+        let name = sock.tcp_congestion().unwrap();
+        assert_eq!(name.split(|&b| b == 0).next().unwrap(), chosen.as_bytes());
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(17));
+    }
+
+    #[test]
+    fn an_unknown_congestion_control_is_named_with_what_is_available() {
+        let error = check_congestion_control("nosuchcc").unwrap_err();
+        assert!(error.contains("\"nosuchcc\""), "{error}");
+        assert!(
+            error.contains("available: ") && error.contains("reno"),
+            "{error}"
+        );
+        assert!(error.contains("modprobe tcp_nosuchcc"), "{error}");
     }
 
     #[tokio::test]
