@@ -280,6 +280,7 @@ impl Bench<'_> {
                 broker_pid: self.broker_pid().map_err(|e| format!("{e:#}"))?,
                 launched,
                 limit: self.settings.time_limit,
+                link_device: self.settings.long_link.then_some(wan::LINK_DEVICE),
             }
             .run();
             let window = match watched {
@@ -334,6 +335,10 @@ impl Bench<'_> {
                         / MIB
                         / window.middle_half.as_secs_f64().max(1e-3),
                 ),
+                link_middle_half_mib_s: window
+                    .link_middle_half_bytes
+                    .map(|bytes| bytes as f64 / MIB / window.middle_half.as_secs_f64().max(1e-3)),
+                machine_busy_percent: window.machine_busy_percent,
                 records_per_s: filled.records as f64 / copy_seconds,
                 copy_seconds,
                 startup_seconds: Some(window.startup.as_secs_f64()),
@@ -445,6 +450,8 @@ impl Bench<'_> {
                 throughput_mib_s: filled.log_bytes as f64 / MIB / copy_seconds,
                 second_half_mib_s: None,
                 middle_half_mib_s: None,
+                link_middle_half_mib_s: None,
+                machine_busy_percent: None,
                 records_per_s: filled.records as f64 / copy_seconds,
                 copy_seconds,
                 startup_seconds: None,

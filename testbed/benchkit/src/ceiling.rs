@@ -175,6 +175,8 @@ pub fn produce(
         broker_pid,
         launched,
         limit,
+        // The ceiling's producer writes on the target's side: nothing crosses the link.
+        link_device: None,
     }
     .run()
     .map_err(|e| format!("{e} (log: {})", log.display()))?;

@@ -23,6 +23,9 @@ pub struct CopyWatch<'a> {
     pub broker_pid: i32,
     pub launched: Instant,
     pub limit: Duration,
+    /// The device the copy crosses, in this thread's network namespace (the emulated
+    /// link), whose received bytes tell how full the link was.
+    pub link_device: Option<&'a str>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -40,6 +43,12 @@ pub struct CopyWindow {
     pub middle_half: Duration,
     pub writer_cpu_seconds: f64,
     pub broker_cpu_seconds: f64,
+    /// Bytes the link device received in the middle half (from a quarter of the records
+    /// on the target to three quarters): what crossed the link then, resent and
+    /// fetched-twice bytes included.
+    pub link_middle_half_bytes: Option<u64>,
+    /// Share of the whole machine's CPU time that was busy during the copy, in percent.
+    pub machine_busy_percent: Option<f64>,
 }
 
 impl CopyWatch<'_> {
@@ -48,9 +57,12 @@ impl CopyWatch<'_> {
         let total: i64 = self.expected.iter().sum();
         let partitions = self.expected.len() as i32;
         let mut first: Option<(CpuSample, CpuSample)> = None;
+        let mut machine_at_first = None;
         let mut half: Option<Instant> = None;
         let mut quarter: Option<Instant> = None;
         let mut three_quarters: Option<Instant> = None;
+        let mut link_at_quarter = None;
+        let mut link_at_three_quarters = None;
         loop {
             let name = &self.writer.name;
             // Checked before the offsets: a writer that ends after writing everything
@@ -68,14 +80,26 @@ impl CopyWatch<'_> {
             let done: i64 = ends.iter().sum();
             if first.is_none() && done > 0 {
                 first = Some((self.sample_writer()?, self.sample_broker()?));
+                machine_at_first = procfs::machine_cpu();
             }
             for (mark, numerator) in [(&mut quarter, 1), (&mut half, 2), (&mut three_quarters, 3)] {
                 if mark.is_none() && 4 * done >= numerator * total {
                     *mark = Some(Instant::now());
                 }
             }
+            if let Some(device) = self.link_device {
+                if quarter.is_some() && link_at_quarter.is_none() {
+                    link_at_quarter = procfs::received_bytes(device);
+                }
+                if three_quarters.is_some() && link_at_three_quarters.is_none() {
+                    link_at_three_quarters = procfs::received_bytes(device);
+                }
+            }
             if self.reached(&ends) {
                 let (writer_end, broker_end) = (self.sample_writer()?, self.sample_broker()?);
+                let machine_busy_percent = procfs::machine_cpu()
+                    .zip(machine_at_first)
+                    .and_then(|(end, start)| end.busy_percent_since(&start));
                 let (writer_start, broker_start) = first.expect("records arrived");
                 return Ok(CopyWindow {
                     startup: writer_start.at - self.launched,
@@ -90,6 +114,10 @@ impl CopyWatch<'_> {
                         ),
                     writer_cpu_seconds: writer_end.seconds - writer_start.seconds,
                     broker_cpu_seconds: broker_end.seconds - broker_start.seconds,
+                    link_middle_half_bytes: link_at_three_quarters
+                        .zip(link_at_quarter)
+                        .and_then(|(end, start)| end.checked_sub(start)),
+                    machine_busy_percent,
                 });
             }
             if exited {

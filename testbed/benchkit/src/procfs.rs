@@ -61,9 +61,88 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Bytes that network device `device` of the calling thread's network namespace has
+/// received (/proc/thread-self/net/dev follows the thread's namespace).
+pub fn received_bytes(device: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/dev").ok()?;
+    parse_received_bytes(&text, device)
+}
+
+/// The first column after `<device>:` in /proc/net/dev: bytes received.
+fn parse_received_bytes(net_dev: &str, device: &str) -> Option<u64> {
+    net_dev.lines().find_map(|line| {
+        let (name, counters) = line.split_once(':')?;
+        (name.trim() == device).then(|| counters.split_whitespace().next()?.parse().ok())?
+    })
+}
+
+/// Busy and total CPU time of the whole machine so far, in ticks (/proc/stat).
+#[derive(Clone, Copy, Debug)]
+pub struct MachineCpu {
+    pub busy: u64,
+    pub total: u64,
+}
+
+impl MachineCpu {
+    /// The share of the machine's CPU time that was busy since `earlier`, in percent.
+    pub fn busy_percent_since(&self, earlier: &MachineCpu) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total)?;
+        let busy = self.busy.checked_sub(earlier.busy)?;
+        (total > 0).then(|| 100.0 * busy as f64 / total as f64)
+    }
+}
+
+pub fn machine_cpu() -> Option<MachineCpu> {
+    parse_machine_cpu(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// The `cpu` line: user nice system idle iowait irq softirq steal ...; idle and iowait
+/// are the idle time, guest time is already inside user.
+fn parse_machine_cpu(stat: &str) -> Option<MachineCpu> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let total: u64 = fields.iter().sum();
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some(MachineCpu {
+        busy: total - idle,
+        total,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn received_bytes_of_one_device() {
+        let net_dev = "Inter-|   Receive                            |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets
+    lo:    1200      10    0    0    0     0          0         0     1200      10
+  wan0: 2950123456  166566    0    0    0     0          0         0 12600000  150415
+";
+        assert_eq!(parse_received_bytes(net_dev, "wan0"), Some(2_950_123_456));
+        assert_eq!(parse_received_bytes(net_dev, "lo"), Some(1200));
+        assert_eq!(parse_received_bytes(net_dev, "eth0"), None);
+    }
+
+    #[test]
+    fn machine_cpu_counts_idle_and_iowait_as_idle() {
+        let stat = "cpu  100 5 50 800 20 3 7 0 0 0\ncpu0 50 2 25 400 10 1 3 0 0 0\n";
+        let cpu = parse_machine_cpu(stat).unwrap();
+        assert_eq!(cpu.total, 985);
+        assert_eq!(cpu.busy, 165);
+        let later = MachineCpu {
+            busy: 165 + 90,
+            total: 985 + 100,
+        };
+        assert_eq!(later.busy_percent_since(&cpu), Some(90.0));
+        assert_eq!(cpu.busy_percent_since(&later), None);
+    }
 
     #[test]
     fn cpu_fields_are_counted_after_the_command_name() {

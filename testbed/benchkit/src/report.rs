@@ -32,6 +32,12 @@ pub struct Metrics {
     /// records to three quarters: the steady rate, with buffers that fill at the start
     /// and drain at the end left out. None for the ceiling.
     pub middle_half_mib_s: Option<f64>,
+    /// Across an emulated link: bytes the link carried in the middle half / its time,
+    /// resent and fetched-twice bytes included; how full the link was.
+    pub link_middle_half_mib_s: Option<f64>,
+    /// Busy share of the whole machine's CPU during the copy, in percent: near 100, the
+    /// run measured the machine, not the mirror.
+    pub machine_busy_percent: Option<f64>,
     pub records_per_s: f64,
     pub copy_seconds: f64,
     /// From launch to the first record on the target (none for the ceiling).
@@ -71,6 +77,8 @@ pub struct Summary {
     pub throughput_vs_strait: Option<f64>,
     pub second_half_mib_s: Option<f64>,
     pub middle_half_mib_s: Option<f64>,
+    pub link_middle_half_mib_s: Option<f64>,
+    pub machine_busy_percent: Option<f64>,
     pub cpu_s_per_gib: Option<f64>,
     pub cpu_vs_strait: Option<f64>,
     pub broker_cpu_s_per_gib: Option<f64>,
@@ -134,6 +142,8 @@ pub fn summarize(systems: &[System], measurements: &[Measurement]) -> Vec<Summar
                 throughput_vs_strait: ratio(|m| m.throughput_mib_s),
                 second_half_mib_s: of(|m| m.second_half_mib_s),
                 middle_half_mib_s: of(|m| m.middle_half_mib_s),
+                link_middle_half_mib_s: of(|m| m.link_middle_half_mib_s),
+                machine_busy_percent: of(|m| m.machine_busy_percent),
                 cpu_s_per_gib: of(|m| Some(m.cpu_s_per_gib)),
                 cpu_vs_strait: ratio(|m| m.cpu_s_per_gib),
                 broker_cpu_s_per_gib: of(|m| Some(m.broker_cpu_s_per_gib)),
@@ -213,19 +223,23 @@ fn workload_markdown(workload: &WorkloadReport) -> String {
     )
     .unwrap();
     out.push_str(
-        "| system | MiB/s | × strait | 2nd half MiB/s | middle half MiB/s | CPU s/GiB | × strait | target broker CPU s/GiB | × strait \
+        "| system | MiB/s | × strait | 2nd half MiB/s | middle half MiB/s | link in middle half MiB/s | machine busy % | CPU s/GiB | × strait | target broker CPU s/GiB | × strait \
          | peak RSS MiB | latency p50 / p99 / p99.9 ms | startup s | target/source bytes | runs ok |\n",
     );
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str(
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
     for s in &workload.summary {
         writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {}/{} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {}/{} |",
             s.system.name(),
             number(s.throughput_mib_s, 0),
             ratio(s.system, s.throughput_vs_strait),
             number(s.second_half_mib_s, 0),
             number(s.middle_half_mib_s, 0),
+            number(s.link_middle_half_mib_s, 0),
+            number(s.machine_busy_percent, 0),
             number(s.cpu_s_per_gib, 2),
             ratio(s.system, s.cpu_vs_strait),
             number(s.broker_cpu_s_per_gib, 2),
@@ -286,6 +300,8 @@ mod tests {
                 throughput_mib_s: throughput,
                 second_half_mib_s: Some(throughput),
                 middle_half_mib_s: Some(throughput),
+                link_middle_half_mib_s: None,
+                machine_busy_percent: None,
                 records_per_s: 0.0,
                 copy_seconds: 1.0,
                 startup_seconds: Some(1.0),

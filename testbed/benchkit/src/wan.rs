@@ -185,6 +185,9 @@ fn enter(namespace: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The link's device in both namespaces (`testbed/wan`'s default).
+pub const LINK_DEVICE: &str = "wan0";
+
 /// Namespace a, where the source cluster runs.
 pub fn source_namespace() -> String {
     format!("{LINK_NAME}-a")
