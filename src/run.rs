@@ -23,7 +23,11 @@ pub fn connection_config(cluster: &ClusterConfig) -> Result<ConnectionConfig, Wi
     let transport = Transport::from_security_protocol(cluster.security_protocol.name())?;
     if let Some(name) = &cluster.tcp_congestion_control {
         check_congestion_control(name).map_err(|reason| WireError::SocketSetting {
-            setting: format!("{}.{TCP_CONGESTION_CONTROL}={name}", cluster.alias),
+            // Named without the alias: the value may come from the top level.
+            setting: format!(
+                "{TCP_CONGESTION_CONTROL}={name} (cluster {})",
+                cluster.alias
+            ),
             reason,
         })?;
     }
@@ -210,4 +214,42 @@ pub async fn spawn_failover(
     .await?;
     let events = runner.subscribe();
     Ok(tokio::spawn(task.run(events)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster_a(extra: &str) -> ClusterConfig {
+        let text = format!(
+            "clusters = A, B\nA.bootstrap.servers = a:9092\nB.bootstrap.servers = b:9092\nA->B.enabled = true\n{extra}\n"
+        );
+        let (config, _) = MirrorConfig::parse(&text, "test.properties").unwrap();
+        config.cluster("A").unwrap().clone()
+    }
+
+    #[test]
+    fn the_clusters_socket_settings_reach_its_connections() {
+        let cluster = cluster_a(
+            "A.consumer.receive.buffer.bytes = 8388608\nstrait.tcp.congestion.control = reno\nA.strait.tcp.keepalive.seconds = 0",
+        );
+        let socket = connection_config(&cluster).unwrap().socket;
+        assert_eq!(socket.recv_buffer, Some(8_388_608));
+        assert_eq!(socket.send_buffer, None);
+        assert_eq!(socket.congestion_control.as_deref(), Some("reno"));
+        assert_eq!(socket.keepalive, None);
+    }
+
+    #[test]
+    fn a_congestion_control_the_kernel_lacks_stops_before_any_connection() {
+        let cluster = cluster_a("strait.tcp.congestion.control = nosuchcc");
+        let error = connection_config(&cluster).unwrap_err();
+        assert!(!error.is_retriable());
+        let text = error.to_string();
+        assert!(
+            text.starts_with("strait.tcp.congestion.control=nosuchcc (cluster A): "),
+            "{text}"
+        );
+        assert!(text.contains("modprobe tcp_nosuchcc"), "{text}");
+    }
 }
