@@ -29,8 +29,9 @@ pub struct Observation {
     pub rate: f64,
     pub lanes: u16,
     pub lanes_at_limit: bool,
-    /// The most one fetch of one connection asks for (its partitions' fetch sizes, which
-    /// follow the memory budget); a connection has one fetch in flight at a time.
+    /// The most one connection's fetches in flight ask for: its partitions' fetch sizes
+    /// (which follow the memory budget) in one session fetch, or two fetches on a lane
+    /// that reads ahead.
     pub fetch_bytes_per_lane: usize,
     /// SO_RCVBUF of its fetch connections as granted (largest over the lanes).
     pub receive_buffer: usize,
@@ -182,7 +183,7 @@ pub fn diagnose(observation: &Observation) -> Limit {
             window,
         };
     }
-    // One fetch in flight per connection moves at most its size per round trip.
+    // A connection's fetches in flight move at most their size per round trip.
     if o.lanes_at_limit && window * 3.0 >= o.fetch_bytes_per_lane as f64 {
         return Limit::FetchSize {
             budget: o.memory_budget,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::wire::TcpStats;
 
 use super::diagnosis::{diagnose, Limit, Observation};
-use super::lanes::{BrokerSample, LanePlanner};
+use super::lanes::{fetches_per_lane, BrokerSample, LanePlanner};
 use super::stats::count;
 
 /// Less waiting data than this cannot fill a link for long: a period that moved little
@@ -171,8 +171,12 @@ impl SourceLinks {
                     rate: link.rate,
                     lanes: link.active_lanes.max(1),
                     lanes_at_limit: link.planner.at_limit(),
+                    // Lanes that read ahead keep two fetches out; others one
+                    // session fetch with each of their partitions.
                     fetch_bytes_per_lane: flow.partition_fetch_bytes
-                        * partitions.div_ceil(usize::from(link.planner.lanes())),
+                        * partitions
+                            .div_ceil(usize::from(link.planner.lanes()))
+                            .max(fetches_per_lane(link.planner.lanes(), partitions)),
                     receive_buffer: link.receive_buffer,
                     receive_buffer_fixed: self.receive_buffer_fixed,
                     autotune_receive_max: self.autotune_receive_max,
@@ -284,6 +288,28 @@ mod tests {
         });
         assert!(
             matches!(links.limit(), Limit::SourceSendWindow { lanes: 2, .. }),
+            "{:?}",
+            links.limit()
+        );
+    }
+
+    #[test]
+    fn lanes_that_read_ahead_are_judged_with_both_of_their_fetches() {
+        // 32 lanes for 8 partitions at 300 ms, 4 MiB fetches, two out per lane: 155 MB/s is
+        // 1.45 MB per lane and round trip, more than a third of one fetch but far from two.
+        // The link holds them back, not the fetch size (a warning to raise the budget that
+        // a larger budget would not answer).
+        let mut links = SourceLinks::new("A", Some(32), None, Some(32 << 20));
+        for lane in 0..32 {
+            links.on_tcp_stats(1, lane, tcp(300, 6 << 20, 155_000_000 / 32));
+        }
+        links.evaluate(&FlowState {
+            memory_budget: 512 << 20,
+            partition_fetch_bytes: 4 << 20,
+            ..flow(true)
+        });
+        assert!(
+            matches!(links.limit(), Limit::LinkFull { lanes: 32, .. }),
             "{:?}",
             links.limit()
         );
