@@ -62,8 +62,9 @@ struct Cli {
     #[arg(long, default_value = "w1,w2")]
     workload: String,
     /// Emulated WAN between the source cluster and the mirror (which runs next to the
-    /// target), e.g. rtt=100ms,rate=1gbit,loss=0.1%; also queue=, mtu=, and tune= (a
-    /// sysctl profile such as tuning/wan-100ms.conf applied at both ends).
+    /// target), e.g. rtt=100ms,rate=1gbit,loss=0.1%; also queue=, mtu=, offload=off (the
+    /// link without segmentation offload, as before 2026-11-23), and tune= (a sysctl
+    /// profile such as tuning/wan-100ms.conf applied at both ends).
     #[arg(long)]
     wan: Option<WanSpec>,
     /// Records per second of the latency load (1 KiB each).
