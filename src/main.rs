@@ -341,12 +341,17 @@ async fn start_flow(
         }
     }
     let (source, target) = (spec.source.clone(), spec.target.clone());
-    let mut runner = FlowRunner::prepare(spec)
-        .await
-        .with_context(|| format!("flow {}: preparing", flow.name()))?;
-    let failover = strait::run::spawn_failover(flow, &mut runner, &source, &target)
-        .await
-        .with_context(|| format!("flow {}: preparing offset translation", flow.name()))?;
+    // Side by side: on a long link each takes round trips (the failover task creates a
+    // topic on the source), and the first fetch waits for both. Either failing stops
+    // the flow before anything is copied.
+    let (runner, failover) = tokio::join!(
+        FlowRunner::prepare(spec),
+        strait::run::prepare_failover(flow, &source, &target)
+    );
+    let mut runner = runner.with_context(|| format!("flow {}: preparing", flow.name()))?;
+    let failover =
+        failover.with_context(|| format!("flow {}: preparing offset translation", flow.name()))?;
+    let failover = strait::run::spawn_failover(failover, &mut runner);
     let (source, target) = strait::run::flow_clients(config, flow)?;
     let sync = TopologySync::new(flow.clone(), source, target, runner.routes());
     if sync.enabled() {

@@ -196,24 +196,30 @@ pub async fn take_over_from_mm2(
     .await
 }
 
-/// Starts the failover task of a prepared flow (offset maps, offset syncs,
-/// checkpoints, heartbeats, group offset sync); it ends after the flow does.
-pub async fn spawn_failover(
+/// Prepares a flow's failover task (offset maps, offset syncs, checkpoints,
+/// heartbeats, group offset sync): creates its internal topics, one of them on the
+/// source (across the link for a mirror next to the target), and reads its maps back.
+/// Independent of the runner's own preparation, so the two can run side by side.
+pub async fn prepare_failover(
     flow: &FlowConfig,
-    runner: &mut FlowRunner,
     source: &ClusterEndpoint,
     target: &ClusterEndpoint,
-) -> Result<JoinHandle<()>, FailoverError> {
+) -> Result<FailoverTask, FailoverError> {
     let remote = flow.clone();
-    let task = FailoverTask::prepare(
+    FailoverTask::prepare(
         FailoverSettings::from_flow(flow),
         source,
         target,
         move |topic| remote.remote_topic(topic),
     )
-    .await?;
+    .await
+}
+
+/// Starts a prepared failover task on the runner's events, before the runner runs; it
+/// ends after the flow does.
+pub fn spawn_failover(task: FailoverTask, runner: &mut FlowRunner) -> JoinHandle<()> {
     let events = runner.subscribe();
-    Ok(tokio::spawn(task.run(events)))
+    tokio::spawn(task.run(events))
 }
 
 #[cfg(test)]
