@@ -1744,13 +1744,13 @@ async fn send_fetch(
     })
 }
 
-/// Bytes of `records` at the average size of those copied so far; before any, every
-/// lag counts as plenty.
-fn estimated_bytes(records: u64, copied: &FlowCounters) -> u64 {
+/// Bytes of `records` at the average size of those copied so far; `None` before any
+/// was copied (then records have no size yet).
+fn estimated_bytes(records: u64, copied: &FlowCounters) -> Option<u64> {
     match copied.records {
-        0 if records > 0 => u64::MAX,
-        0 => 0,
-        copied_records => records.saturating_mul(copied.bytes / copied_records),
+        0 if records > 0 => None,
+        0 => Some(0),
+        copied_records => Some(records.saturating_mul(copied.bytes / copied_records)),
     }
 }
 

@@ -39,8 +39,11 @@ struct BrokerLink {
 #[derive(Debug, Clone)]
 pub struct FlowState {
     pub period: Duration,
-    /// Bytes the source holds beyond what was copied (estimated from the lag in records).
-    pub backlog_bytes: u64,
+    /// Bytes the source holds beyond what was copied, estimated from the lag in records
+    /// at the size of the records copied so far; `None` while nothing was copied yet and
+    /// records have no size: a lag then counts as a backlog for opening connections, but
+    /// no verdict is drawn from it.
+    pub backlog_bytes: Option<u64>,
     pub partitions_by_broker: BTreeMap<i32, usize>,
     pub awaiting_target: usize,
     pub memory_budget: usize,
@@ -144,7 +147,7 @@ impl SourceLinks {
                 rtt,
                 bytes: link.bytes,
                 period: flow.period,
-                backlog: backlogged(flow.backlog_bytes, rate, rtt),
+                backlog: backlogged(flow.backlog_bytes.unwrap_or(u64::MAX), rate, rtt),
                 held_for_memory: link.held_for_memory,
                 partitions,
                 in_flight_goal: flow.memory_budget / 2,
@@ -180,11 +183,10 @@ impl SourceLinks {
                     receive_buffer: link.receive_buffer,
                     receive_buffer_fixed: self.receive_buffer_fixed,
                     autotune_receive_max: self.autotune_receive_max,
-                    backlog: backlogged(
-                        flow.backlog_bytes,
-                        link.rate,
-                        link.rtt.unwrap_or_default(),
-                    ),
+                    // A tiny first burst is no slow source.
+                    backlog: flow.backlog_bytes.is_some_and(|bytes| {
+                        backlogged(bytes, link.rate, link.rtt.unwrap_or_default())
+                    }),
                     held_for_memory: self.brokers.values().any(|l| l.held_for_memory),
                     awaiting_target: flow.awaiting_target,
                     memory_budget: flow.memory_budget,
@@ -241,7 +243,7 @@ mod tests {
     fn flow(backlog: bool) -> FlowState {
         FlowState {
             period: Duration::from_secs(1),
-            backlog_bytes: if backlog { 1 << 30 } else { 0 },
+            backlog_bytes: Some(if backlog { 1 << 30 } else { 0 }),
             partitions_by_broker: BTreeMap::from([(1, 8)]),
             awaiting_target: 0,
             memory_budget: 64 << 20,
@@ -313,6 +315,34 @@ mod tests {
             "{:?}",
             links.limit()
         );
+    }
+
+    #[test]
+    fn no_verdict_before_records_have_a_size_but_connections_still_open() {
+        // Before the first copy the lag has no size in bytes. On a short link a first small
+        // burst (0.4 MB/s in the period) is then no slow source broker; on a long one the
+        // connections open all the same.
+        let mut links = SourceLinks::new("A", None, None, Some(32 << 20));
+        links.on_tcp_stats(1, 0, tcp(0, 4 << 20, 400_000));
+        links.evaluate(&FlowState {
+            backlog_bytes: None,
+            ..flow(true)
+        });
+        assert_eq!(links.limit(), &Limit::None);
+        links.on_tcp_stats(1, 0, tcp(0, 4 << 20, 800_000));
+        links.evaluate(&flow(true));
+        assert!(
+            matches!(links.limit(), Limit::SourceBroker { .. }),
+            "{:?}",
+            links.limit()
+        );
+        let mut long = SourceLinks::new("A", None, None, Some(32 << 20));
+        long.on_tcp_stats(1, 0, tcp(100, 4 << 20, 400_000));
+        let opened = long.evaluate(&FlowState {
+            backlog_bytes: None,
+            ..flow(true)
+        });
+        assert_eq!(opened, vec![(1, 16)]);
     }
 
     #[test]
