@@ -1489,16 +1489,12 @@ impl FlowRunner {
             Ok(ingested) => {
                 let before = slot.state.buffered_bytes();
                 slot.larger_fetch = ingested.needs_larger_fetch;
-                if let (Some(expected_end), true) =
-                    (expected_end, ingested.truncated_tail_bytes > 0)
-                {
-                    let cut_off_end = slot.read_ahead.cut_off_end(
-                        &fetched,
-                        ingested.truncated_tail_bytes,
-                        ingested.next_fetch_position,
-                    );
-                    slot.read_ahead.observe_reach(expected_end, cut_off_end);
-                }
+                slot.read_ahead.observe_answer_end(
+                    expected_end,
+                    &fetched,
+                    ingested.truncated_tail_bytes,
+                    ingested.next_fetch_position,
+                );
                 // Only what lies beyond the position describes the offsets it advanced.
                 slot.read_ahead.observe(
                     bytes

@@ -162,7 +162,7 @@ impl ReadAhead {
 
     /// An answer to a fetch expected to end at `expected_end` (see `Answered`) was cut by
     /// its size limit in a batch that ends at `cut_off_end` (see `cut_off_end`).
-    pub fn observe_reach(&mut self, expected_end: i64, cut_off_end: i64) {
+    fn observe_reach(&mut self, expected_end: i64, cut_off_end: i64) {
         let Some(per_offset) = self.bytes_per_offset else {
             return;
         };
@@ -173,10 +173,26 @@ impl ReadAhead {
             .push_back((expected_end - cut_off_end) as f64 * per_offset);
     }
 
+    /// An answer to a fetch expected to end at `expected_end`, whose whole entries end at
+    /// `end`: when its size limit cut it inside a batch (`truncated_tail_bytes` of that
+    /// batch at the end of `records`), how far short of the expectation that batch ended.
+    pub fn observe_answer_end(
+        &mut self,
+        expected_end: Option<i64>,
+        records: &[u8],
+        truncated_tail_bytes: usize,
+        end: i64,
+    ) {
+        if let (Some(expected_end), true) = (expected_end, truncated_tail_bytes > 0) {
+            let cut_off_end = self.cut_off_end(records, truncated_tail_bytes, end);
+            self.observe_reach(expected_end, cut_off_end);
+        }
+    }
+
     /// The offset after the batch an answer ending in `truncated_tail_bytes` of an
     /// incomplete batch was cut in: from that batch's header when the tail holds it, else
     /// estimated from `end`, the offset after the answer's last whole entry.
-    pub fn cut_off_end(&self, records: &[u8], truncated_tail_bytes: usize, end: i64) -> i64 {
+    fn cut_off_end(&self, records: &[u8], truncated_tail_bytes: usize, end: i64) -> i64 {
         let tail = &records[records.len().saturating_sub(truncated_tail_bytes)..];
         if let Some(batch_end) = next_offset_of_partial(tail) {
             if batch_end > end {
@@ -397,10 +413,7 @@ impl ReadAhead {
         if end <= offset {
             return;
         }
-        if let (Some(expected_end), true) = (expected_end, split.truncated_tail_bytes > 0) {
-            let cut_off_end = self.cut_off_end(&records, split.truncated_tail_bytes, end);
-            self.observe_reach(expected_end, cut_off_end);
-        }
+        self.observe_answer_end(expected_end, &records, split.truncated_tail_bytes, end);
         let whole = records.len() - split.truncated_tail_bytes;
         self.observe(whole, end - start, split.entries.len());
         // Two answers can start in the same batch (a gap fetch and the fetch after it):

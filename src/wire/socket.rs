@@ -123,14 +123,11 @@ impl BufferSide {
         }
     }
 
-    /// Said once per process: every connection of a cluster asks the same.
-    fn announced(self) -> &'static AtomicBool {
-        static SEND: AtomicBool = AtomicBool::new(false);
-        static RECEIVE: AtomicBool = AtomicBool::new(false);
-        match self {
-            BufferSide::Send => &SEND,
-            BufferSide::Receive => &RECEIVE,
-        }
+    /// Each outcome is said once per process (every connection of a cluster asks the
+    /// same), and a cut size is said even after another cluster's size was granted.
+    fn announced(self, cut: bool) -> &'static AtomicBool {
+        static ANNOUNCED: [AtomicBool; 4] = [const { AtomicBool::new(false) }; 4];
+        &ANNOUNCED[self as usize * 2 + usize::from(cut)]
     }
 }
 
@@ -165,10 +162,11 @@ fn grant_buffer(socket: &Socket, side: BufferSide, requested: usize) -> io::Resu
         forced = rc == 0;
         granted = side.granted(socket)?;
     }
-    if side.announced().swap(true, Ordering::Relaxed) {
+    let cut = capped_by_the_kernel(requested, granted);
+    if side.announced(cut).swap(true, Ordering::Relaxed) {
         return Ok(());
     }
-    if capped_by_the_kernel(requested, granted) {
+    if cut {
         let ceiling =
             std::fs::read_to_string(format!("/proc/sys/{}", side.ceiling().replace('.', "/")))
                 .map(|text| text.trim().to_string())

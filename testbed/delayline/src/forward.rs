@@ -171,14 +171,16 @@ impl Forwarder {
                     ))
                 }
             };
-            let wire_len = wire_bytes(offload, &buffer[..len]);
             if self.cut {
                 direction.counters.cut += 1;
             } else if !kept {
                 direction.counters.overflow += 1;
             } else {
                 let now = self.clock.elapsed().as_nanos() as u64;
-                match direction.shaper.admit(now, wire_len) {
+                match direction
+                    .shaper
+                    .admit(now, wire_bytes(offload, &buffer[..len]))
+                {
                     Verdict::Deliver(due) => direction.ring.commit(len, due),
                     Verdict::Lost => direction.counters.lost += 1,
                     Verdict::QueueFull => direction.counters.queue_full += 1,
@@ -296,9 +298,9 @@ impl Forwarder {
         if !self.options.offload {
             return Ok(());
         }
-        let segments = self.shaping.loss == 0.0;
+        let large_packets = self.shaping.loss == 0.0;
         for tun in &self.tuns {
-            set_segmentation_offload(tun, segments)?;
+            set_segmentation_offload(tun, large_packets)?;
         }
         Ok(())
     }

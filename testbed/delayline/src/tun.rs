@@ -84,9 +84,9 @@ fn open_tun(device: &str, vnet_header: bool) -> io::Result<File> {
 /// Lets the kernel hand the device TCP packets of up to 64 KiB (checksums left to the
 /// far end too), or only single segments. The device must have a virtio-net header.
 /// Takes effect for the next packet: a socket's later packets are cut in software.
-pub fn set_segmentation_offload(tun: &File, segments: bool) -> io::Result<()> {
+pub fn set_segmentation_offload(tun: &File, large_packets: bool) -> io::Result<()> {
     let mut features = TUN_F_CSUM;
-    if segments {
+    if large_packets {
         features |= TUN_F_TSO4 | TUN_F_TSO6;
     }
     // SAFETY: TUNSETOFFLOAD takes its argument by value.
