@@ -260,6 +260,7 @@ impl Bench<'_> {
         let partitions = filled.workload.partitions();
         let target_topic = copy.target_topic(&filled.topic);
         let log = copy.log();
+        let progress_file = log.with_extension("progress.tsv");
         let name = copy.system.name();
         let fail = |what: String| format!("{what} (log: {})", log.display());
         let mut keep_copy = false;
@@ -281,6 +282,7 @@ impl Bench<'_> {
                 launched,
                 limit: self.settings.time_limit,
                 link_device: self.settings.long_link.then_some(wan::LINK_DEVICE),
+                progress_file: Some(&progress_file),
             }
             .run();
             let window = match watched {

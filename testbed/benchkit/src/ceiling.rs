@@ -177,6 +177,7 @@ pub fn produce(
         limit,
         // The ceiling's producer writes on the target's side: nothing crosses the link.
         link_device: None,
+        progress_file: None,
     }
     .run()
     .map_err(|e| format!("{e} (log: {})", log.display()))?;

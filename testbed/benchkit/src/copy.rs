@@ -26,7 +26,13 @@ pub struct CopyWatch<'a> {
     /// The device the copy crosses, in this thread's network namespace (the emulated
     /// link), whose received bytes tell how full the link was.
     pub link_device: Option<&'a str>,
+    /// Where to write the copy's progress, a line every quarter second (seconds since
+    /// launch, records on the target per partition, bytes the link device received):
+    /// the shape of the start and the end that the summary rates average away.
+    pub progress_file: Option<&'a std::path::Path>,
 }
+
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy, Debug)]
 pub struct CopyWindow {
@@ -63,6 +69,8 @@ impl CopyWatch<'_> {
         let mut three_quarters: Option<Instant> = None;
         let mut link_at_quarter = None;
         let mut link_at_three_quarters = None;
+        let mut progress = String::from("seconds\trecords\tlink_bytes\tper_partition\n");
+        let mut progress_at: Option<Instant> = None;
         loop {
             let name = &self.writer.name;
             // Checked before the offsets: a writer that ends after writing everything
@@ -78,6 +86,21 @@ impl CopyWatch<'_> {
                 Err(error) => return Err(format!("{name}: {error}")),
             };
             let done: i64 = ends.iter().sum();
+            if self.progress_file.is_some()
+                && progress_at.is_none_or(|at| at.elapsed() >= PROGRESS_INTERVAL)
+            {
+                progress_at = Some(Instant::now());
+                let link = self
+                    .link_device
+                    .and_then(procfs::received_bytes)
+                    .map_or(String::from("-"), |bytes| bytes.to_string());
+                let partitions: Vec<String> = ends.iter().map(i64::to_string).collect();
+                progress.push_str(&format!(
+                    "{:.3}\t{done}\t{link}\t{}\n",
+                    self.launched.elapsed().as_secs_f64(),
+                    partitions.join(",")
+                ));
+            }
             if first.is_none() && done > 0 {
                 first = Some((self.sample_writer()?, self.sample_broker()?));
                 machine_at_first = procfs::machine_cpu();
@@ -96,6 +119,12 @@ impl CopyWatch<'_> {
                 }
             }
             if self.reached(&ends) {
+                if let Some(path) = self.progress_file {
+                    // The trace only helps a reader; a failed write is said, not fatal.
+                    if let Err(error) = std::fs::write(path, &progress) {
+                        eprintln!("bench: cannot write {}: {error}", path.display());
+                    }
+                }
                 let (writer_end, broker_end) = (self.sample_writer()?, self.sample_broker()?);
                 let machine_busy_percent = procfs::machine_cpu()
                     .zip(machine_at_first)
