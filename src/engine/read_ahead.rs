@@ -326,15 +326,18 @@ impl ReadAhead {
     }
 
     /// The fetch covering `position`, when answers read ahead wait for it and it takes
-    /// far longer than this partition's fetches usually do.
+    /// far longer than this partition's fetches usually do. Covering as
+    /// `first_uncovered` counts it: a fetch sent just past the position, into the batch
+    /// an answer was cut in, is the one the partition waits for.
     fn slow_fetch_at(&self, position: i64, now: Instant) -> Option<&Outstanding> {
         let typical = self.fetch_seconds?;
         if self.held.is_empty() {
             return None;
         }
+        let batch_offsets = self.batch_offsets();
         self.outstanding.iter().find(|o| {
             !o.hedged
-                && o.offset <= position
+                && o.offset - batch_offsets <= position
                 && position < o.estimated_end
                 && now.saturating_duration_since(o.sent_at).as_secs_f64()
                     > HEDGE_AFTER_TYPICAL * typical
@@ -850,6 +853,32 @@ mod tests {
         assert!(read_ahead.on_answered(0, t0 + 4 * second).is_some());
         assert!(read_ahead.on_answered(0, t0 + 5 * second).is_some());
         assert_eq!(read_ahead.outstanding_bytes(), 0);
+    }
+
+    #[test]
+    fn a_slow_fetch_sent_into_the_batch_at_the_position_is_sent_once_more() {
+        let t0 = Instant::now();
+        let mut read_ahead = shaped();
+        let second = Duration::from_secs(1);
+        read_ahead.on_sent(5_000, 100_000, true, t0);
+        let took = read_ahead.on_answered(5_000, t0 + second).unwrap().took;
+        read_ahead.observe_fetch_time(took);
+        // An answer was cut at 985, inside the batch of ten that the fetch at 990 was
+        // placed in: that fetch brings the position's batch, and answers behind it wait.
+        read_ahead.on_sent(990, 100_000, true, t0);
+        read_ahead.hold(3_000, None, log_from(3_000, 3, 10), None);
+        let next = |after: Duration| {
+            read_ahead
+                .next_fetch(985, Some(10_000), 100_000, t0 + after)
+                .unwrap()
+        };
+        assert!(!next(2 * second).hedge, "not slow yet");
+        let hedge = next(3 * second);
+        assert!(hedge.hedge, "{hedge:?}");
+        assert_eq!(
+            (hedge.offset, hedge.max_bytes, hedge.ahead),
+            (985, 100_000, false)
+        );
     }
 
     #[test]
