@@ -140,6 +140,7 @@ pub fn flow_spec(
     spec.start = flow.start_position;
     spec.memory_budget = flow.memory_budget_bytes.map(|bytes| bytes as usize);
     spec.fetch_connections = flow.fetch_connections_per_broker;
+    spec.produce_connections = flow.produce_connections_per_broker;
     spec.partition_fetch_bytes = flow.fetch.partition_max_bytes.max(1) as usize;
     spec.fetch_max_wait = flow.fetch.max_wait.min(Duration::from_secs(10));
     spec.status_interval = config.status_interval;

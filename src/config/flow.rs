@@ -15,7 +15,10 @@ use super::filter::{
     CONFIG_PROPERTIES_EXCLUDE_DEFAULT, GROUPS_DEFAULT, GROUPS_EXCLUDE_DEFAULT, TOPICS_DEFAULT,
     TOPICS_EXCLUDE_DEFAULT,
 };
-use super::keys::{FETCH_CONNECTIONS_PER_BROKER, MEMORY_BUDGET_BYTES, START_POSITION};
+use super::keys::{
+    FETCH_CONNECTIONS_PER_BROKER, MEMORY_BUDGET_BYTES, PRODUCE_CONNECTIONS_PER_BROKER,
+    START_POSITION,
+};
 use super::policy::{
     ReplicationPolicy, Separators, DEFAULT_POLICY_CLASS, DEFAULT_SEPARATOR, IDENTITY_POLICY_CLASS,
 };
@@ -45,6 +48,16 @@ const MEMORY_BUDGET_FIX: &str = "write a number of bytes of at least 1048576 \
 pub const MAX_FETCH_CONNECTIONS_PER_BROKER: u16 = 32;
 const FETCH_CONNECTIONS_FIX: &str =
     "write auto (the default: as many as a long link needs) or a count from 1 to 32";
+
+/// Produce connections per target broker by default. A broker handles one connection's
+/// requests one after the other, and validating a compressed batch means decompressing
+/// it, so one connection holds a target broker to what one of its request threads
+/// validates; a second lets another thread work beside it.
+pub const DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER: u16 = 2;
+/// The most produce connections per target broker: beyond a few, the broker's request
+/// threads (num.io.threads, 8 by default) are shared with every other client.
+pub const MAX_PRODUCE_CONNECTIONS_PER_BROKER: u16 = 8;
+const PRODUCE_CONNECTIONS_FIX: &str = "write a count from 1 to 8 (default 2)";
 
 /// Which cluster's defaults fill a topic configuration the source leaves at
 /// its default (MM2's `use.defaults.from`).
@@ -140,6 +153,8 @@ pub struct FlowConfig {
     pub memory_budget_bytes: Option<u64>,
     /// `strait.fetch.connections.per.broker`; None: automatic.
     pub fetch_connections_per_broker: Option<u16>,
+    /// `strait.produce.connections.per.broker`.
+    pub produce_connections_per_broker: u16,
     pub fetch: FetchSettings,
     /// The target cluster has `exactly.once.source.support = enabled`.
     pub exactly_once: bool,
@@ -267,6 +282,7 @@ pub(crate) struct FlowSettings {
     start_position: Option<StartPosition>,
     memory_budget_bytes: Option<u64>,
     fetch_connections_per_broker: Option<u16>,
+    produce_connections_per_broker: u16,
 }
 
 impl Default for FlowSettings {
@@ -304,6 +320,7 @@ impl Default for FlowSettings {
             start_position: None,
             memory_budget_bytes: None,
             fetch_connections_per_broker: None,
+            produce_connections_per_broker: DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER,
         }
     }
 }
@@ -443,6 +460,13 @@ impl FlowSettings {
                 FETCH_CONNECTIONS_FIX,
             )
             .map(|n| self.fetch_connections_per_broker = Some(n as u16)),
+            PRODUCE_CONNECTIONS_PER_BROKER => parse_in_range(
+                raw,
+                1,
+                MAX_PRODUCE_CONNECTIONS_PER_BROKER.into(),
+                PRODUCE_CONNECTIONS_FIX,
+            )
+            .map(|n| self.produce_connections_per_broker = n as u16),
             _ => return false,
         };
         if let Err(reason) = result {
@@ -637,6 +661,7 @@ pub(crate) fn build_flow(
         start_position,
         memory_budget_bytes: settings.memory_budget_bytes,
         fetch_connections_per_broker: settings.fetch_connections_per_broker,
+        produce_connections_per_broker: settings.produce_connections_per_broker,
         fetch,
         exactly_once,
         mm2_offsets_topic: entries
@@ -893,6 +918,36 @@ mod tests {
             errors,
             vec!["f:1: strait.fetch.connections.per.broker: 0 is out of range — write auto (the default: as many as a long link needs) or a count from 1 to 32"]
         );
+    }
+
+    #[test]
+    fn produce_connections_per_broker_is_a_bounded_count() {
+        let mut settings = FlowSettings::default();
+        assert_eq!(
+            settings.produce_connections_per_broker,
+            DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER
+        );
+        assert!(apply_all(
+            &mut settings,
+            &[("strait.produce.connections.per.broker", "3")]
+        )
+        .is_empty());
+        assert_eq!(settings.produce_connections_per_broker, 3);
+        let errors = apply_all(
+            &mut settings,
+            &[
+                ("strait.produce.connections.per.broker", "0"),
+                ("strait.produce.connections.per.broker", "9"),
+            ],
+        );
+        assert_eq!(
+            errors,
+            vec![
+                "f:1: strait.produce.connections.per.broker: 0 is out of range — write a count from 1 to 8 (default 2)",
+                "f:2: strait.produce.connections.per.broker: 9 is out of range — write a count from 1 to 8 (default 2)",
+            ]
+        );
+        assert_eq!(settings.produce_connections_per_broker, 3);
     }
 
     #[test]

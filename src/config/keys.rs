@@ -9,6 +9,8 @@ pub const MEMORY_BUDGET_BYTES: &str = "strait.memory.budget.bytes";
 /// Fetch connections per source broker: `auto` (the default) adds connections while a
 /// long link with data waiting gains from them; a number fixes the count.
 pub const FETCH_CONNECTIONS_PER_BROKER: &str = "strait.fetch.connections.per.broker";
+/// Produce connections per target broker, each carrying a fixed share of the partitions.
+pub const PRODUCE_CONNECTIONS_PER_BROKER: &str = "strait.produce.connections.per.broker";
 pub const STATUS_INTERVAL_SECONDS: &str = "strait.status.interval.seconds";
 /// TCP congestion control for the connections to a cluster (`<alias>.` or top level
 /// for every cluster); unset: the kernel's default (net.ipv4.tcp_congestion_control).
@@ -63,6 +65,7 @@ pub(crate) const FLOW_KEYS: &[&str] = &[
     START_POSITION,
     MEMORY_BUDGET_BYTES,
     FETCH_CONNECTIONS_PER_BROKER,
+    PRODUCE_CONNECTIONS_PER_BROKER,
 ];
 
 /// How strait connects to a cluster (Kafka's client connection settings, as

@@ -46,8 +46,9 @@ pub use diagnostics::{ConfigError, ConfigErrors, ConfigWarning, WarningKind};
 pub use filter::{ConfigPropertyFilter, GroupFilter, PatternList, TopicFilter};
 pub use flow::{
     FetchSettings, FlowConfig, IsolationLevel, OffsetSyncsTopicLocation, Periodic,
-    TopicConfigDefaults, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_REFRESH_TOPICS_INTERVAL,
-    LONG_LINK_MEMORY_BUDGET_BYTES, MAX_FETCH_CONNECTIONS_PER_BROKER,
+    TopicConfigDefaults, DEFAULT_MEMORY_BUDGET_BYTES, DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER,
+    DEFAULT_REFRESH_TOPICS_INTERVAL, LONG_LINK_MEMORY_BUDGET_BYTES,
+    MAX_FETCH_CONNECTIONS_PER_BROKER,
 };
 pub use keys::{
     MEMORY_BUDGET_BYTES, PROGRESS_COMMIT_INTERVAL_MS, START_POSITION, STATUS_INTERVAL_SECONDS,

@@ -47,6 +47,8 @@ pub struct Observation {
     pub awaiting_target: usize,
     pub memory_budget: usize,
     pub target_broker: Option<i32>,
+    /// Produce connections per target broker.
+    pub produce_connections: u16,
 }
 
 impl Observation {
@@ -104,6 +106,7 @@ pub enum Limit {
     TargetBroker {
         broker: Option<i32>,
         waiting: usize,
+        connections: u16,
     },
     SourceBroker {
         broker: i32,
@@ -138,6 +141,7 @@ pub fn diagnose(observation: &Observation) -> Limit {
         return Limit::TargetBroker {
             broker: o.target_broker,
             waiting: o.awaiting_target,
+            connections: o.produce_connections,
         };
     }
     if o.held_for_memory {
@@ -313,12 +317,17 @@ impl fmt::Display for Limit {
                 megabytes(*rate),
                 tune_command(*rtt)
             ),
-            Limit::TargetBroker { broker, waiting } => {
+            Limit::TargetBroker {
+                broker,
+                waiting,
+                connections,
+            } => {
                 let broker = broker.map_or_else(|| "?".to_string(), |b| b.to_string());
                 write!(
                     f,
-                    "target-limited: {} fetched waits for target broker {broker}'s acknowledgements; check its load, or on a long link set socket.receive.buffer.bytes=-1 on it",
-                    human_bytes(*waiting as u64)
+                    "target-limited: {} fetched waits for target broker {broker}'s acknowledgements over {connections} produce connection{}; check its load (it decompresses every batch to validate it, one request per connection at a time: with idle cores there raise strait.produce.connections.per.broker), or on a long link set socket.receive.buffer.bytes=-1 on it",
+                    human_bytes(*waiting as u64),
+                    if *connections == 1 { "" } else { "s" }
                 )
             }
             Limit::SourceBroker { broker, rate } => write!(
@@ -357,6 +366,7 @@ mod tests {
             awaiting_target: 0,
             memory_budget: 64 * MIB,
             target_broker: Some(2),
+            produce_connections: 2,
         }
     }
 
@@ -474,8 +484,15 @@ mod tests {
             diagnose(&target_slow),
             Limit::TargetBroker {
                 broker: Some(2),
-                waiting: 50 * MIB
+                waiting: 50 * MIB,
+                connections: 2,
             }
+        );
+        let told = diagnose(&target_slow).to_string();
+        assert!(
+            told.contains("target broker 2's acknowledgements over 2 produce connections")
+                && told.contains("raise strait.produce.connections.per.broker"),
+            "{told}"
         );
         let budget_small = Observation {
             awaiting_target: 4 * MIB,

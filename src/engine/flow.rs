@@ -28,14 +28,14 @@ use super::fetch_session::{FetchSession, SessionRequest, Wanted};
 use super::ingest::ingest;
 use super::lanes::{
     fetch_sizing, fetches_per_lane, lanes_of, memory_budget, partition_fetches, reads_ahead,
-    FetchSizing, LaneSet,
+    worth_a_connection, FetchSizing, LaneSet,
 };
 use super::log_shape::{self, PartitionKey};
 use super::outcome::{
     advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome,
 };
 use super::partition::PartitionState;
-use super::read_ahead::{Answered, ReadAhead};
+use super::read_ahead::{Answered, NextFetch, ReadAhead};
 use super::routes::{Prepared, RouteSetup};
 use super::setup::{self, ProducerIdentity};
 use super::source_links::{FlowState, SourceLinks};
@@ -105,6 +105,7 @@ enum Completion {
     },
     Produce {
         broker: i32,
+        lane: u16,
         sent: Vec<(usize, i32)>,
         result: Result<ProduceResponse, WireError>,
     },
@@ -150,7 +151,8 @@ pub struct FlowRunner {
     producer_reset_running: bool,
     /// Per (source broker, lane).
     fetches_in_flight: HashMap<(i32, u16), usize>,
-    produces_in_flight: HashMap<i32, usize>,
+    /// Per (target broker, produce connection).
+    produces_in_flight: HashMap<(i32, u16), usize>,
     metadata_wanted: bool,
     metadata_running: bool,
     /// Partitions were added whose bytes per offset the source's log sizes may tell.
@@ -519,6 +521,14 @@ impl FlowRunner {
                 self.links.on_tcp_stats(broker, lane, stats);
             }
         }
+        // Where the budget sits each period: what a stall of the link or of the target
+        // looks like from inside (`STRAIT_LOG=strait::engine::flow=debug`).
+        tracing::debug!(flow = %self.spec.name(),
+            awaiting_target = self.buffered_bytes, held_ahead = self.held_bytes,
+            reserved_for_fetches = self.reserved_fetch_bytes,
+            fetches = self.fetches_in_flight.values().sum::<usize>(),
+            produces = self.produces_in_flight.values().sum::<usize>(),
+            copied_bytes = self.counters.bytes, "budget");
         let before = self.links.limit().clone();
         let lanes_before: HashMap<i32, u16> = partitions
             .keys()
@@ -532,6 +542,7 @@ impl FlowRunner {
             memory_budget: self.memory_budget(),
             partition_fetch_bytes: self.sizing.partition_max_bytes,
             target_broker,
+            produce_connections: self.spec.produce_connections,
         });
         for (broker, lanes) in changed {
             tracing::info!(flow = %self.spec.name(), broker, lanes,
@@ -699,12 +710,14 @@ impl FlowRunner {
             // A partition whose next batch didn't fit goes first: brokers always return
             // the first batch of the first partition whole.
             indexes.sort_by_key(|i| !self.slots[*i].larger_fetch);
-            let mut asked: Vec<(usize, i64)> = Vec::new();
-            let mut wanted: Vec<Wanted> = Vec::new();
+            let mut planned: Vec<(usize, NextFetch, usize)> = Vec::new();
+            // A partition with data to read that waits for the target to take what it holds.
+            let mut waits_for_target = false;
             let mut requested = 0;
             for index in indexes {
-                let slot = &mut self.slots[index];
+                let slot = &self.slots[index];
                 if slot.state.buffered_bytes() >= self.sizing.partition_buffer_cap {
+                    waits_for_target |= behind(slot);
                     continue;
                 }
                 let Some(next) = slot.read_ahead.next_fetch(
@@ -756,6 +769,18 @@ impl FlowRunner {
                     continue;
                 }
                 requested += max_bytes;
+                planned.push((index, next, max_bytes));
+            }
+            if !worth_a_connection(
+                waits_for_target,
+                planned.iter().map(|(i, ..)| behind(&self.slots[*i])),
+            ) {
+                continue;
+            }
+            let mut asked: Vec<(usize, i64)> = Vec::new();
+            let mut wanted: Vec<Wanted> = Vec::new();
+            for (index, next, max_bytes) in planned {
+                let slot = &mut self.slots[index];
                 tracing::debug!(flow = %self.spec.name(), partition = slot.partition, lane,
                     offset = next.offset, position = slot.state.fetch_position(), max_bytes,
                     ahead = next.ahead, hedge = next.hedge, gap = next.gap,
@@ -861,18 +886,29 @@ impl FlowRunner {
             return;
         }
         let now = Instant::now();
-        let mut by_leader: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+        // A broker works through one connection's requests one at a time, validating
+        // each batch (decompressing it) on one request thread, so a single connection
+        // caps a target broker at what one core validates. Each partition keeps to one
+        // connection (its slot's place, which never changes): its batches then arrive
+        // in sequence order, as the idempotent producer's numbering requires.
+        let lanes = self.spec.produce_connections.max(1);
+        let mut by_lane: BTreeMap<(i32, u16), Vec<usize>> = BTreeMap::new();
         for (index, slot) in self.slots.iter().enumerate() {
             let Some(leader) = slot.target_leader else {
                 continue;
             };
             if slot.is_live() && now >= slot.produce_not_before && slot.state.has_outgoing() {
-                by_leader.entry(leader).or_default().push(index);
+                let lane = (index % usize::from(lanes)) as u16;
+                by_lane.entry((leader, lane)).or_default().push(index);
             }
         }
-        for (leader, indexes) in by_leader {
-            if self.produces_in_flight.get(&leader).copied().unwrap_or(0)
-                >= self.spec.max_produce_requests_per_broker
+        for ((leader, lane), indexes) in by_lane {
+            if self
+                .produces_in_flight
+                .get(&(leader, lane))
+                .copied()
+                .unwrap_or(0)
+                >= self.spec.max_produce_requests_per_connection
             {
                 continue;
             }
@@ -912,7 +948,7 @@ impl FlowRunner {
             if sent.is_empty() {
                 continue;
             }
-            *self.produces_in_flight.entry(leader).or_default() += 1;
+            *self.produces_in_flight.entry((leader, lane)).or_default() += 1;
             let target = self.target.clone();
             let timeout_ms = self.spec.produce_timeout.as_millis() as i32;
             let client_id: Arc<str> = self.spec.target.connection.client_id.as_str().into();
@@ -921,6 +957,7 @@ impl FlowRunner {
                     &target,
                     leader,
                     Purpose::Produce,
+                    lane,
                     client_id,
                     topics,
                     timeout_ms,
@@ -928,6 +965,7 @@ impl FlowRunner {
                 .await;
                 Completion::Produce {
                     broker: leader,
+                    lane,
                     sent,
                     result,
                 }
@@ -1192,9 +1230,10 @@ impl FlowRunner {
             }
             Completion::Produce {
                 broker,
+                lane,
                 sent,
                 result,
-            } => self.on_produce(broker, sent, result),
+            } => self.on_produce(broker, lane, sent, result),
             Completion::Metadata { source, target } => self.on_metadata(source, target),
             Completion::Commit { result, committed } => {
                 self.commit_running = false;
@@ -1585,10 +1624,11 @@ impl FlowRunner {
     fn on_produce(
         &mut self,
         broker: i32,
+        lane: u16,
         sent: Vec<(usize, i32)>,
         result: Result<ProduceResponse, WireError>,
     ) {
-        if let Some(n) = self.produces_in_flight.get_mut(&broker) {
+        if let Some(n) = self.produces_in_flight.get_mut(&(broker, lane)) {
             *n = n.saturating_sub(1);
         }
         let response = match result {

@@ -188,6 +188,18 @@ pub fn partition_fetches(lanes: u16, partitions: usize) -> usize {
     }
 }
 
+/// Whether a fetch request for partitions at these places is worth sending on a lane
+/// now: `waits_for_target` when a partition of the lane has data to read but holds as
+/// much as it may until the target takes it; `behind`, for each partition the request
+/// would carry, whether it has data to read. A request of partitions that are all at
+/// their log's end waits at the broker for new data (fetch.max.wait.ms) and holds the
+/// connection that long, so the partition with data would wait too, once the target had
+/// taken its data: a copy's last partitions then crawl at one fetch per wait. The
+/// request goes out with that partition instead.
+pub fn worth_a_connection(waits_for_target: bool, mut behind: impl Iterator<Item = bool>) -> bool {
+    !waits_for_target || behind.any(|b| b)
+}
+
 /// The lanes one partition is fetched on: `first`, then every `step`-th up to `lanes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaneSet {
@@ -444,6 +456,18 @@ mod tests {
         assert_eq!(planner.observe(&sample(300, 10)), None);
         assert_eq!(planner.lanes(), 3);
         assert_eq!(LanePlanner::new(Some(500)).lanes(), MAX_LANES);
+    }
+
+    #[test]
+    fn a_request_of_caught_up_partitions_waits_while_one_with_data_waits_for_the_target() {
+        // All caught up, one with data waiting for the target: it would hold the lane.
+        assert!(!worth_a_connection(true, [false, false].into_iter()));
+        assert!(!worth_a_connection(true, std::iter::empty()));
+        // One partition of the request has data: the answer comes at once.
+        assert!(worth_a_connection(true, [false, true].into_iter()));
+        // Nobody waits for the target: an idle lane long-polls for new data, as it should.
+        assert!(worth_a_connection(false, [false, false].into_iter()));
+        assert!(worth_a_connection(false, [true].into_iter()));
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub struct FlowState {
     pub memory_budget: usize,
     pub partition_fetch_bytes: usize,
     pub target_broker: Option<i32>,
+    pub produce_connections: u16,
 }
 
 #[derive(Debug)]
@@ -191,6 +192,7 @@ impl SourceLinks {
                     awaiting_target: flow.awaiting_target,
                     memory_budget: flow.memory_budget,
                     target_broker: flow.target_broker,
+                    produce_connections: flow.produce_connections,
                 })
             }
             None => Limit::None,
@@ -249,6 +251,7 @@ mod tests {
             memory_budget: 64 << 20,
             partition_fetch_bytes: 1 << 20,
             target_broker: Some(7),
+            produce_connections: 2,
         }
     }
 

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::config::StartPosition;
-use crate::config::{ConfigPropertyFilter, TopicConfigDefaults};
+use crate::config::{
+    ConfigPropertyFilter, TopicConfigDefaults, DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER,
+};
 use crate::wire::ConnectionConfig;
 
 /// The ListOffsets timestamp that asks for a start position.
@@ -60,7 +62,11 @@ pub struct FlowSpec {
     pub partition_fetch_bytes: usize,
     pub fetch_max_wait: Duration,
     pub produce_timeout: Duration,
-    pub max_produce_requests_per_broker: usize,
+    /// Per target broker connection.
+    pub max_produce_requests_per_connection: usize,
+    /// Produce connections per target broker, each carrying a fixed share of the
+    /// partitions.
+    pub produce_connections: u16,
     /// Fetch connections per source broker; None: as many as the measured link needs.
     pub fetch_connections: Option<u16>,
     pub status_interval: Duration,
@@ -98,7 +104,8 @@ impl FlowSpec {
             partition_fetch_bytes: 1024 * 1024,
             fetch_max_wait: Duration::from_millis(500),
             produce_timeout: Duration::from_secs(30),
-            max_produce_requests_per_broker: 5,
+            max_produce_requests_per_connection: 5,
+            produce_connections: DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER,
             fetch_connections: None,
             status_interval: Duration::from_secs(10),
             commit_interval: Duration::from_secs(5),

@@ -123,6 +123,7 @@ pub async fn append(
         client,
         leader,
         Purpose::Admin,
+        0,
         client.name().into(),
         topics,
         30_000,

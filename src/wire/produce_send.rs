@@ -10,18 +10,19 @@ use super::error::WireError;
 use super::frame::decode_response_body;
 use super::produce_encode::{encode_produce_request, ProduceTopicBatches, PRODUCE_VERSIONS};
 
-/// Sends `topics` to broker `leader` on its `purpose` connection, acks=all, and returns
-/// the decoded response (partition errors are the caller's to read); the response's
-/// throttle time holds back the connection's next requests.
+/// Sends `topics` to broker `leader` on its `purpose` connection number `lane`, acks=all,
+/// and returns the decoded response (partition errors are the caller's to read); the
+/// response's throttle time holds back the connection's next requests.
 pub async fn send_produce(
     client: &ClusterClient,
     leader: i32,
     purpose: Purpose,
+    lane: u16,
     client_id: Arc<str>,
     topics: Vec<ProduceTopicBatches>,
     timeout_ms: i32,
 ) -> Result<ProduceResponse, WireError> {
-    let connection = client.connection(leader, purpose).await?;
+    let connection = client.connection_lane(leader, purpose, lane).await?;
     let version = connection
         .negotiated_version(ApiKey::Produce)
         .ok_or_else(|| WireError::UnsupportedVersion {
