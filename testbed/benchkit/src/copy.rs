@@ -27,7 +27,8 @@ pub struct CopyWatch<'a> {
     /// link), whose received bytes tell how full the link was.
     pub link_device: Option<&'a str>,
     /// Where to write the copy's progress, a line every quarter second (seconds since
-    /// launch, records on the target per partition, bytes the link device received):
+    /// launch, records on the target, bytes the link device received, page cache bytes
+    /// not yet written back, records on the target per partition):
     /// the shape of the start and the end that the summary rates average away.
     pub progress_file: Option<&'a std::path::Path>,
 }
@@ -69,7 +70,8 @@ impl CopyWatch<'_> {
         let mut three_quarters: Option<Instant> = None;
         let mut link_at_quarter = None;
         let mut link_at_three_quarters = None;
-        let mut progress = String::from("seconds\trecords\tlink_bytes\tper_partition\n");
+        let mut progress =
+            String::from("seconds\trecords\tlink_bytes\tdirty_bytes\tper_partition\n");
         let mut progress_at: Option<Instant> = None;
         loop {
             let name = &self.writer.name;
@@ -94,9 +96,10 @@ impl CopyWatch<'_> {
                     .link_device
                     .and_then(procfs::received_bytes)
                     .map_or(String::from("-"), |bytes| bytes.to_string());
+                let dirty = procfs::dirty_bytes().map_or(String::from("-"), |b| b.to_string());
                 let partitions: Vec<String> = ends.iter().map(i64::to_string).collect();
                 progress.push_str(&format!(
-                    "{:.3}\t{done}\t{link}\t{}\n",
+                    "{:.3}\t{done}\t{link}\t{dirty}\t{}\n",
                     self.launched.elapsed().as_secs_f64(),
                     partitions.join(",")
                 ));

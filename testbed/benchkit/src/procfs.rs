@@ -63,6 +63,23 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
 
 /// Bytes that network device `device` of the calling thread's network namespace has
 /// received (/proc/thread-self/net/dev follows the thread's namespace).
+/// Page cache bytes waiting to be written back or being written (Dirty + Writeback in
+/// /proc/meminfo): once they pass vm.dirty_ratio, the kernel makes writers wait.
+pub fn dirty_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_dirty_bytes(&text)
+}
+
+fn parse_dirty_bytes(meminfo: &str) -> Option<u64> {
+    let kilobytes = |name: &str| -> Option<u64> {
+        meminfo.lines().find_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix(':')?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+    };
+    Some((kilobytes("Dirty")? + kilobytes("Writeback")?) * 1024)
+}
+
 pub fn received_bytes(device: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/thread-self/net/dev").ok()?;
     parse_received_bytes(&text, device)
@@ -117,6 +134,13 @@ fn parse_machine_cpu(stat: &str) -> Option<MachineCpu> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dirty_bytes_add_what_waits_and_what_is_being_written() {
+        let meminfo = "MemTotal:       24000000 kB\nDirty:              3616 kB\nWriteback:           384 kB\nWritebackTmp:          0 kB\n";
+        assert_eq!(parse_dirty_bytes(meminfo), Some(4000 * 1024));
+        assert_eq!(parse_dirty_bytes("MemTotal: 1 kB\n"), None);
+    }
 
     #[test]
     fn received_bytes_of_one_device() {
