@@ -711,13 +711,15 @@ impl FlowRunner {
             // the first batch of the first partition whole.
             indexes.sort_by_key(|i| !self.slots[*i].larger_fetch);
             let mut planned: Vec<(usize, NextFetch, usize)> = Vec::new();
-            // A partition with data to read that waits for the target to take what it holds.
+            // A partition with data to read that waits for the target to take what it
+            // holds, with a produce on its way: its answer ends the wait. One in a retry's
+            // backoff (a target partition without a leader) does not hold the others.
             let mut waits_for_target = false;
             let mut requested = 0;
             for index in indexes {
                 let slot = &self.slots[index];
                 if slot.state.buffered_bytes() >= self.sizing.partition_buffer_cap {
-                    waits_for_target |= behind(slot);
+                    waits_for_target |= behind(slot) && slot.state.in_flight() > 0;
                     continue;
                 }
                 let Some(next) = slot.read_ahead.next_fetch(

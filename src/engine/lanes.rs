@@ -190,12 +190,12 @@ pub fn partition_fetches(lanes: u16, partitions: usize) -> usize {
 
 /// Whether a fetch request for partitions at these places is worth sending on a lane
 /// now: `waits_for_target` when a partition of the lane has data to read but holds as
-/// much as it may until the target takes it; `behind`, for each partition the request
-/// would carry, whether it has data to read. A request of partitions that are all at
-/// their log's end waits at the broker for new data (fetch.max.wait.ms) and holds the
-/// connection that long, so the partition with data would wait too, once the target had
-/// taken its data: a copy's last partitions then crawl at one fetch per wait. The
-/// request goes out with that partition instead.
+/// much as it may until the target acknowledges a produce on its way; `behind`, for each
+/// partition the request would carry, whether it has data to read. A request of
+/// partitions that are all at their log's end waits at the broker for new data
+/// (fetch.max.wait.ms) and holds the connection that long, so the partition with data
+/// would wait too, once the target had taken its data: a copy's last partitions then
+/// crawl at one fetch per wait. The request goes out with that partition instead.
 pub fn worth_a_connection(waits_for_target: bool, mut behind: impl Iterator<Item = bool>) -> bool {
     !waits_for_target || behind.any(|b| b)
 }
