@@ -888,11 +888,10 @@ impl FlowRunner {
             return;
         }
         let now = Instant::now();
-        // A broker works through one connection's requests one at a time, validating
-        // each batch (decompressing it) on one request thread, so a single connection
-        // caps a target broker at what one core validates. Each partition keeps to one
-        // connection (its slot's place, which never changes): its batches then arrive
-        // in sequence order, as the idempotent producer's numbering requires.
+        // Each partition keeps to one of the broker's produce connections (why several:
+        // DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER), chosen by its slot's place, which never
+        // changes: its batches then arrive in sequence order, as the idempotent
+        // producer's numbering requires.
         let lanes = self.spec.produce_connections.max(1);
         let mut by_lane: BTreeMap<(i32, u16), Vec<usize>> = BTreeMap::new();
         for (index, slot) in self.slots.iter().enumerate() {

@@ -823,6 +823,20 @@ mod tests {
         assert!(gap.max_bytes < 5_000, "{gap:?}");
     }
 
+    /// Sends a fetch at `offset` at `t0` and answers it `took` later, so that the
+    /// partition's fetches typically take that long; returns the time it measured.
+    fn learn_fetch_time(
+        read_ahead: &mut ReadAhead,
+        offset: i64,
+        t0: Instant,
+        took: Duration,
+    ) -> Duration {
+        read_ahead.on_sent(offset, 100_000, true, t0);
+        let measured = read_ahead.on_answered(offset, t0 + took).unwrap().took;
+        read_ahead.observe_fetch_time(measured);
+        measured
+    }
+
     #[test]
     fn a_slow_fetch_that_answers_wait_for_is_sent_once_more() {
         let t0 = Instant::now();
@@ -830,10 +844,7 @@ mod tests {
         let second = Duration::from_secs(1);
         // Fetches of this partition take a second.
         read_ahead.on_sent(0, 100_000, true, t0);
-        read_ahead.on_sent(990, 100_000, true, t0);
-        let took = read_ahead.on_answered(990, t0 + second).unwrap().took;
-        assert_eq!(took, second);
-        read_ahead.observe_fetch_time(took);
+        assert_eq!(learn_fetch_time(&mut read_ahead, 990, t0, second), second);
         let slow = |read_ahead: &ReadAhead, after: Duration| {
             read_ahead
                 .next_fetch(0, Some(10_000), 100_000, t0 + after)
@@ -860,9 +871,7 @@ mod tests {
         let t0 = Instant::now();
         let mut read_ahead = shaped();
         let second = Duration::from_secs(1);
-        read_ahead.on_sent(5_000, 100_000, true, t0);
-        let took = read_ahead.on_answered(5_000, t0 + second).unwrap().took;
-        read_ahead.observe_fetch_time(took);
+        learn_fetch_time(&mut read_ahead, 5_000, t0, second);
         // An answer was cut at 985, inside the batch of ten that the fetch at 990 was
         // placed in: that fetch brings the position's batch, and answers behind it wait.
         read_ahead.on_sent(990, 100_000, true, t0);
