@@ -3,7 +3,7 @@
 //! the status line and the log.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::lanes::LONG_LINK_RTT;
 use super::stats::human_bytes;
@@ -17,6 +17,12 @@ const SMALL_FIXED_BUFFER_WINDOW: f64 = 512.0 * 1024.0;
 const DEFAULT_SEND_WINDOW_FLOOR: f64 = 2.0 * 1024.0 * 1024.0;
 /// Connections few enough that a small window on each cannot be their share of a link.
 const FEW_LANES: u16 = 4;
+/// A period in which partitions with data waited this share of the time for the target
+/// to take what they hold (full buffers, a produce on its way) was set by the target:
+/// those partitions do not fetch, so the link's figures then only echo its pace. Less
+/// than always, because answers read ahead arrive in bursts that fill a buffer at once
+/// and leave it empty a moment later.
+const TARGET_WAIT_SHARE: f64 = 0.5;
 
 /// One period of a flow, as measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +51,9 @@ pub struct Observation {
     pub held_for_memory: bool,
     /// Fetched bytes waiting for the target's acknowledgement, at the end of the period.
     pub awaiting_target: usize,
+    /// The share of the period in which a partition with data to read did not fetch
+    /// because the target had not yet taken what it held.
+    pub target_wait_share: f64,
     pub memory_budget: usize,
     pub target_broker: Option<i32>,
     /// Produce connections per target broker.
@@ -106,6 +115,8 @@ pub enum Limit {
     TargetBroker {
         broker: Option<i32>,
         waiting: usize,
+        /// See `Observation::target_wait_share`.
+        wait_share: f64,
         connections: u16,
     },
     SourceBroker {
@@ -137,10 +148,13 @@ pub fn diagnose(observation: &Observation) -> Limit {
     if !o.backlog {
         return Limit::None;
     }
-    if o.held_for_memory && o.awaiting_target * 2 >= o.memory_budget {
+    if o.target_wait_share >= TARGET_WAIT_SHARE
+        || (o.held_for_memory && o.awaiting_target * 2 >= o.memory_budget)
+    {
         return Limit::TargetBroker {
             broker: o.target_broker,
             waiting: o.awaiting_target,
+            wait_share: o.target_wait_share,
             connections: o.produce_connections,
         };
     }
@@ -320,14 +334,23 @@ impl fmt::Display for Limit {
             Limit::TargetBroker {
                 broker,
                 waiting,
+                wait_share,
                 connections,
             } => {
                 let broker = broker.map_or_else(|| "?".to_string(), |b| b.to_string());
                 write!(
                     f,
-                    "target-limited: {} fetched waits for target broker {broker}'s acknowledgements over {connections} produce connection{}; check its load (it decompresses every batch to validate it, one request per connection at a time: with idle cores there raise strait.produce.connections.per.broker), or on a long link set socket.receive.buffer.bytes=-1 on it",
+                    "target-limited: {} fetched waits for target broker {broker}'s acknowledgements over {connections} produce connection{}{}; check its load (it decompresses every batch to validate it, one request per connection at a time: with idle cores there raise strait.produce.connections.per.broker), or on a long link set socket.receive.buffer.bytes=-1 on it",
                     human_bytes(*waiting as u64),
-                    if *connections == 1 { "" } else { "s" }
+                    if *connections == 1 { "" } else { "s" },
+                    if *wait_share > 0.0 {
+                        format!(
+                            ", and partitions with data to read waited for them {:.0} % of the time",
+                            wait_share * 100.0
+                        )
+                    } else {
+                        String::new()
+                    }
                 )
             }
             Limit::SourceBroker { broker, rate } => write!(
@@ -340,6 +363,36 @@ impl fmt::Display for Limit {
                 "stalled: nothing came from source broker {broker} while data waits; see the warnings about its connection"
             ),
         }
+    }
+}
+
+/// How long a condition held within a period, from the driver's observations of it
+/// whenever its state may have changed.
+#[derive(Debug, Default)]
+pub struct TimeShare {
+    since: Option<Instant>,
+    held: Duration,
+}
+
+impl TimeShare {
+    pub fn observe(&mut self, holds: bool, now: Instant) {
+        match (self.since, holds) {
+            (None, true) => self.since = Some(now),
+            (Some(since), false) => {
+                self.held += now.saturating_duration_since(since);
+                self.since = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// How long it held since the last call; the next period starts now.
+    pub fn take(&mut self, now: Instant) -> Duration {
+        if let Some(since) = self.since.as_mut() {
+            self.held += now.saturating_duration_since(*since);
+            *since = now;
+        }
+        std::mem::take(&mut self.held)
     }
 }
 
@@ -364,6 +417,7 @@ mod tests {
             backlog: true,
             held_for_memory: false,
             awaiting_target: 0,
+            target_wait_share: 0.0,
             memory_budget: 64 * MIB,
             target_broker: Some(2),
             produce_connections: 2,
@@ -485,6 +539,7 @@ mod tests {
             Limit::TargetBroker {
                 broker: Some(2),
                 waiting: 50 * MIB,
+                wait_share: 0.0,
                 connections: 2,
             }
         );
@@ -503,6 +558,57 @@ mod tests {
         assert!(limit
             .to_string()
             .contains("strait.memory.budget.bytes=67108864"));
+    }
+
+    #[test]
+    fn partitions_waiting_for_the_target_most_of_the_time_blame_it_over_the_link() {
+        // Across 300 ms the link's figures look full while the partitions hold back
+        // their fetches for the target: 180 MiB waited, 32 connections at 1 MB each.
+        let waiting = Observation {
+            lanes_at_limit: true,
+            awaiting_target: 180 * MIB,
+            target_wait_share: 0.8,
+            memory_budget: 512 * MIB,
+            ..wan(300, 105e6, 32)
+        };
+        let limit = diagnose(&waiting);
+        assert!(
+            matches!(limit, Limit::TargetBroker { waiting: w, .. } if w == 180 * MIB),
+            "{limit:?}"
+        );
+        let told = limit.to_string();
+        assert!(
+            told.contains("180.0 MiB fetched waits for target broker 2")
+                && told.contains("waited for them 80 % of the time"),
+            "{told}"
+        );
+        // Bursts of answers read ahead fill buffers for moments: the link still.
+        let moments = Observation {
+            target_wait_share: 0.2,
+            ..waiting
+        };
+        assert!(
+            matches!(diagnose(&moments), Limit::LinkFull { .. }),
+            "{:?}",
+            diagnose(&moments)
+        );
+    }
+
+    #[test]
+    fn a_time_share_counts_the_time_a_condition_held_per_period() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut share = TimeShare::default();
+        share.observe(false, at(0));
+        share.observe(true, at(100));
+        share.observe(true, at(200));
+        share.observe(false, at(400));
+        share.observe(true, at(900));
+        // 100-400 and 900-1000, the latter still holding when the period ends.
+        assert_eq!(share.take(at(1000)), Duration::from_millis(400));
+        share.observe(false, at(1250));
+        assert_eq!(share.take(at(2000)), Duration::from_millis(250));
+        assert_eq!(share.take(at(3000)), Duration::ZERO);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::wire::{
 };
 use bytes::Bytes;
 
+use super::diagnosis::TimeShare;
 use super::error::EngineError;
 use super::events::{FlowEvent, RouteInfo};
 use super::fetch_session::{FetchSession, SessionRequest, Wanted};
@@ -86,6 +87,13 @@ struct Slot {
 }
 
 impl Slot {
+    /// The source holds offsets beyond what this partition fetched.
+    fn has_data_to_read(&self) -> bool {
+        self.state
+            .high_watermark()
+            .is_some_and(|end| end > self.state.fetch_position())
+    }
+
     fn is_live(&self) -> bool {
         self.stopped.is_none() && !self.retired
     }
@@ -172,6 +180,8 @@ pub struct FlowRunner {
     reserved_fetch_bytes: usize,
     sizing: FetchSizing,
     links: SourceLinks,
+    /// How long in the current link period a partition with data waited for the target.
+    target_wait: TimeShare,
     /// The fetch connection of each (source broker, lane), read for TCP_INFO each period.
     fetch_connections: HashMap<(i32, u16), Connection>,
     /// New fetch connections, announced as soon as they are up: across a long link the
@@ -271,6 +281,7 @@ impl FlowRunner {
             counters: FlowCounters::default(),
             backoff: Backoff::default(),
             fetch_rotation: 0,
+            target_wait: TimeShare::default(),
             fetch_sessions: HashMap::new(),
             tasks: FuturesUnordered::new(),
             events: None,
@@ -399,6 +410,8 @@ impl FlowRunner {
         let mut draining_since: Option<Instant> = None;
 
         loop {
+            let waits = self.waits_for_target();
+            self.target_wait.observe(waits, Instant::now());
             if draining_since.is_none() && *shutdown.borrow() {
                 tracing::info!(%flow, "stopping: draining sends in flight");
                 draining_since = Some(Instant::now());
@@ -528,7 +541,8 @@ impl FlowRunner {
             reserved_for_fetches = self.reserved_fetch_bytes,
             fetches = self.fetches_in_flight.values().sum::<usize>(),
             produces = self.produces_in_flight.values().sum::<usize>(),
-            copied_bytes = self.counters.bytes, "budget");
+            copied_bytes = self.counters.bytes, copied_batches = self.counters.batches,
+            produce_requests = self.counters.produce_requests, "budget");
         let before = self.links.limit().clone();
         let lanes_before: HashMap<i32, u16> = partitions
             .keys()
@@ -539,6 +553,7 @@ impl FlowRunner {
             backlog_bytes: estimated_bytes(lag_records, &self.counters),
             partitions_by_broker: partitions.clone(),
             awaiting_target: self.buffered_bytes,
+            waited_for_target: self.target_wait.take(Instant::now()),
             memory_budget: self.memory_budget(),
             partition_fetch_bytes: self.sizing.partition_max_bytes,
             target_broker,
@@ -593,6 +608,17 @@ impl FlowRunner {
         memory_budget(self.spec.memory_budget, self.links.rtt())
     }
 
+    /// A partition with data to read holds all it may and has a produce on its way: it
+    /// fetches again only once the target has taken some.
+    fn waits_for_target(&self) -> bool {
+        self.slots.iter().any(|slot| {
+            slot.is_live()
+                && slot.state.buffered_bytes() >= self.sizing.partition_buffer_cap
+                && slot.state.in_flight() > 0
+                && slot.has_data_to_read()
+        })
+    }
+
     /// Appended to the status line: the measured link and what limits the flow.
     fn link_note(&self) -> String {
         let mut note = String::new();
@@ -635,11 +661,7 @@ impl FlowRunner {
         // partition stays in the same fetch sessions while the lane count holds. With
         // more lanes than partitions, the lanes beyond go to the partitions with data
         // left to read: near the end of a copy the last partitions get them all.
-        let behind = |slot: &Slot| {
-            slot.state
-                .high_watermark()
-                .is_some_and(|end| end > slot.state.fetch_position())
-        };
+        let behind = Slot::has_data_to_read;
         let mut partitions_of: HashMap<i32, (usize, usize)> = HashMap::new();
         for slot in self.slots.iter().filter(|s| s.is_live()) {
             if let Some(leader) = slot.source_leader {
@@ -950,6 +972,7 @@ impl FlowRunner {
                 continue;
             }
             *self.produces_in_flight.entry((leader, lane)).or_default() += 1;
+            self.counters.produce_requests += 1;
             let target = self.target.clone();
             let timeout_ms = self.spec.produce_timeout.as_millis() as i32;
             let client_id: Arc<str> = self.spec.target.connection.client_id.as_str().into();

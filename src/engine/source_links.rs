@@ -46,6 +46,9 @@ pub struct FlowState {
     pub backlog_bytes: Option<u64>,
     pub partitions_by_broker: BTreeMap<i32, usize>,
     pub awaiting_target: usize,
+    /// How long in the period a partition with data to read waited for the target to
+    /// take what it held.
+    pub waited_for_target: Duration,
     pub memory_budget: usize,
     pub partition_fetch_bytes: usize,
     pub target_broker: Option<i32>,
@@ -190,6 +193,8 @@ impl SourceLinks {
                     }),
                     held_for_memory: self.brokers.values().any(|l| l.held_for_memory),
                     awaiting_target: flow.awaiting_target,
+                    target_wait_share: flow.waited_for_target.as_secs_f64()
+                        / flow.period.as_secs_f64().max(1e-3),
                     memory_budget: flow.memory_budget,
                     target_broker: flow.target_broker,
                     produce_connections: flow.produce_connections,
@@ -248,6 +253,7 @@ mod tests {
             backlog_bytes: Some(if backlog { 1 << 30 } else { 0 }),
             partitions_by_broker: BTreeMap::from([(1, 8)]),
             awaiting_target: 0,
+            waited_for_target: Duration::ZERO,
             memory_budget: 64 << 20,
             partition_fetch_bytes: 1 << 20,
             target_broker: Some(7),

@@ -13,6 +13,8 @@ pub struct FlowCounters {
     pub dropped_aborted: u64,
     pub slow_path: SlowPathCounts,
     pub produce_retries: u64,
+    /// Produce requests sent: with `batches`, how full the target's requests are.
+    pub produce_requests: u64,
     /// Answers to fetches ahead of their partition's position that were used.
     pub read_ahead_answers: u64,
     /// Slow fetches that answers read ahead waited for, sent again on another connection.
