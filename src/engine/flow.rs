@@ -49,6 +49,12 @@ const MAX_PRODUCE_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 const MAX_FETCH_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// A partition's first fetch, at most.
 const FIRST_FETCH_BYTES: usize = 256 * 1024;
+/// Partitions of one source broker whose slow fetch may be on its way a second time at
+/// once: one per this many of its fetch connections, at least one. A second sending is
+/// for the connection a loss held back; when fetches on many are slow at once, the link
+/// is, and second sendings only crowd it further (a 300 ms copy on a busy machine sent
+/// 98 of them, 395 MiB twice, while its delay line dropped packets it handled late).
+const LANES_PER_RESENDING_PARTITION: usize = 16;
 const SHUTDOWN_DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// How often the links to the source are measured, lanes adjusted and limits diagnosed.
 const LINK_PERIOD: Duration = Duration::from_secs(1);
@@ -718,6 +724,12 @@ impl FlowRunner {
         // another answer on a long link's connection it would wait seconds.
         let mut by_lane: Vec<((i32, u16), Vec<usize>)> = by_lane.into_iter().collect();
         by_lane.sort_by_key(|(key, _)| self.fetches_in_flight.get(key).copied().unwrap_or(0));
+        let mut resending: HashMap<i32, usize> = HashMap::new();
+        for slot in self.slots.iter().filter(|s| s.read_ahead.resending()) {
+            if let Some(leader) = slot.source_leader {
+                *resending.entry(leader).or_default() += 1;
+            }
+        }
         let budget = self.memory_budget();
         let live_partitions = self.slots.iter().filter(|s| s.is_live()).count().max(1);
         for ((leader, lane), mut indexes) in by_lane {
@@ -744,11 +756,16 @@ impl FlowRunner {
                     waits_for_target |= behind(slot) && slot.state.in_flight() > 0;
                     continue;
                 }
+                let resending_here = resending.entry(leader).or_default();
+                let may_resend = *resending_here
+                    < (usize::from(self.links.lanes(leader)) / LANES_PER_RESENDING_PARTITION)
+                        .max(1);
                 let Some(next) = slot.read_ahead.next_fetch(
                     slot.state.fetch_position(),
                     slot.state.high_watermark(),
                     fetch_bytes,
                     now,
+                    may_resend,
                 ) else {
                     continue;
                 };
@@ -793,6 +810,9 @@ impl FlowRunner {
                     continue;
                 }
                 requested += max_bytes;
+                if next.hedge {
+                    *resending.entry(leader).or_default() += 1;
+                }
                 planned.push((index, next, max_bytes));
             }
             if !worth_a_connection(

@@ -76,6 +76,8 @@ struct Outstanding {
     sent_at: Instant,
     /// Sent again elsewhere, or itself a second sending: not sent again.
     hedged: bool,
+    /// Itself a second sending.
+    resent: bool,
 }
 
 /// A fetch that was answered or failed.
@@ -124,6 +126,11 @@ impl ReadAhead {
     /// Bytes of answers held for later.
     pub fn held_bytes(&self) -> usize {
         self.held_bytes
+    }
+
+    /// A slow fetch of this partition is on its way a second time.
+    pub fn resending(&self) -> bool {
+        self.outstanding.iter().any(|o| o.resent)
     }
 
     /// Bytes the fetches on their way may bring.
@@ -279,14 +286,16 @@ impl ReadAhead {
     /// it may be read) at `log_end`, with fetches of `max_bytes`. A fetch ahead of the
     /// position needs an estimate of the partition's bytes per offset and data beyond it
     /// on the source; a fetch at the position is always possible (it waits for data).
+    /// A slow fetch is sent again only when `may_hedge`.
     pub fn next_fetch(
         &self,
         position: i64,
         log_end: Option<i64>,
         max_bytes: usize,
         now: Instant,
+        may_hedge: bool,
     ) -> Option<NextFetch> {
-        if let Some(slow) = self.slow_fetch_at(position, now) {
+        if let Some(slow) = self.slow_fetch_at(position, now).filter(|_| may_hedge) {
             return Some(NextFetch {
                 offset: position,
                 max_bytes: slow.max_bytes,
@@ -373,6 +382,7 @@ impl ReadAhead {
             max_bytes,
             sent_at: now,
             hedged,
+            resent: hedged,
         });
     }
 
@@ -558,14 +568,14 @@ mod tests {
         // 1,000, so the next fetch goes beyond it rather than fill a gap.
         read_ahead.on_sent(1_005, 100_000, true, t0);
         let next = read_ahead
-            .next_fetch(1_000, Some(1_000_000), 100_000, t0)
+            .next_fetch(1_000, Some(1_000_000), 100_000, t0, true)
             .unwrap();
         assert_eq!((next.offset, next.ahead, next.gap), (1_995, true, false));
         // One batch further on, the offsets before it are a gap.
         let mut read_ahead = shaped();
         read_ahead.on_sent(1_015, 100_000, true, t0);
         let next = read_ahead
-            .next_fetch(1_000, Some(1_000_000), 100_000, t0)
+            .next_fetch(1_000, Some(1_000_000), 100_000, t0, true)
             .unwrap();
         assert_eq!((next.offset, next.gap), (1_000, true));
     }
@@ -575,7 +585,7 @@ mod tests {
         let t0 = Instant::now();
         let mut read_ahead = ReadAhead::default();
         let at_position = read_ahead
-            .next_fetch(0, Some(1_000_000), 1 << 20, t0)
+            .next_fetch(0, Some(1_000_000), 1 << 20, t0, true)
             .unwrap();
         assert_eq!(
             at_position,
@@ -588,7 +598,10 @@ mod tests {
             }
         );
         read_ahead.on_sent(0, 1 << 20, true, t0);
-        assert_eq!(read_ahead.next_fetch(0, Some(1_000_000), 1 << 20, t0), None);
+        assert_eq!(
+            read_ahead.next_fetch(0, Some(1_000_000), 1 << 20, t0, true),
+            None
+        );
     }
 
     #[test]
@@ -601,7 +614,7 @@ mod tests {
         assert!(read_ahead.knows_shape());
         read_ahead.on_sent(0, 80_000, true, t0);
         let ahead = read_ahead
-            .next_fetch(0, Some(1_000_000), 80_000, t0)
+            .next_fetch(0, Some(1_000_000), 80_000, t0, true)
             .unwrap();
         // 80,000 bytes less a thirty-second of margin, at 100 bytes per offset.
         assert_eq!((ahead.offset, ahead.ahead), (775, true));
@@ -639,13 +652,13 @@ mod tests {
         let t0 = Instant::now();
         let mut read_ahead = shaped();
         let first = read_ahead
-            .next_fetch(500, Some(30_000), 100_000, t0)
+            .next_fetch(500, Some(30_000), 100_000, t0, true)
             .unwrap();
         assert_eq!((first.offset, first.ahead), (500, false));
         read_ahead.on_sent(first.offset, first.max_bytes, true, t0);
         // 100,000 bytes less a batch of margin: 990 offsets for sure.
         let second = read_ahead
-            .next_fetch(500, Some(30_000), 100_000, t0)
+            .next_fetch(500, Some(30_000), 100_000, t0, true)
             .unwrap();
         assert_eq!(
             second,
@@ -660,16 +673,16 @@ mod tests {
         read_ahead.on_sent(second.offset, second.max_bytes, true, t0);
         assert_eq!(read_ahead.outstanding_bytes(), 200_000);
         let third = read_ahead
-            .next_fetch(500, Some(30_000), 100_000, t0)
+            .next_fetch(500, Some(30_000), 100_000, t0, true)
             .unwrap();
         assert_eq!(third.offset, 2_480);
         assert_eq!(
-            read_ahead.next_fetch(500, Some(2_480), 100_000, t0),
+            read_ahead.next_fetch(500, Some(2_480), 100_000, t0, true),
             None,
             "nothing beyond the log end is fetched ahead"
         );
         assert_eq!(
-            read_ahead.next_fetch(500, None, 100_000, t0),
+            read_ahead.next_fetch(500, None, 100_000, t0, true),
             None,
             "nor when the end is unknown"
         );
@@ -683,7 +696,7 @@ mod tests {
         let t0 = Instant::now();
         read_ahead_copy.on_sent(0, 100_000, true, t0);
         read_ahead_copy
-            .next_fetch(0, Some(1_000_000), 100_000, t0)
+            .next_fetch(0, Some(1_000_000), 100_000, t0, true)
             .unwrap()
             .offset
     }
@@ -769,7 +782,7 @@ mod tests {
         let mut read_ahead = shaped();
         read_ahead.on_sent(2_000, 100_000, true, t0);
         let gap = read_ahead
-            .next_fetch(1_900, Some(10_000), 100_000, t0)
+            .next_fetch(1_900, Some(10_000), 100_000, t0, true)
             .unwrap();
         // The fetch at 2,000 answers from the batch holding it, from 1,990 at the
         // earliest: 90 offsets of 100 bytes and a batch of slack.
@@ -789,7 +802,7 @@ mod tests {
         }
         assert_eq!(second_fetch_reach(&read_ahead), 900);
         let gap = read_ahead
-            .next_fetch(1_900, Some(10_000), 100_000, t0)
+            .next_fetch(1_900, Some(10_000), 100_000, t0, true)
             .unwrap();
         assert_eq!((gap.offset, gap.max_bytes, gap.gap), (1_900, 10_000, true));
     }
@@ -812,12 +825,12 @@ mod tests {
         // A held answer counts as covered: the next fetch goes past it.
         read_ahead.hold(1_000, None, answer, None);
         let beyond = read_ahead
-            .next_fetch(990, Some(5_000), 100_000, t0)
+            .next_fetch(990, Some(5_000), 100_000, t0, true)
             .unwrap();
         assert_eq!((beyond.offset, beyond.ahead), (1_020, true));
         // Before it, only the gap is fetched: ten offsets and a batch of margin.
         let gap = read_ahead
-            .next_fetch(980, Some(5_000), 100_000, t0)
+            .next_fetch(980, Some(5_000), 100_000, t0, true)
             .unwrap();
         assert_eq!((gap.offset, gap.ahead), (980, false));
         assert!(gap.max_bytes < 5_000, "{gap:?}");
@@ -847,18 +860,27 @@ mod tests {
         assert_eq!(learn_fetch_time(&mut read_ahead, 990, t0, second), second);
         let slow = |read_ahead: &ReadAhead, after: Duration| {
             read_ahead
-                .next_fetch(0, Some(10_000), 100_000, t0 + after)
+                .next_fetch(0, Some(10_000), 100_000, t0 + after, true)
                 .filter(|next| next.hedge)
         };
         assert_eq!(slow(&read_ahead, 4 * second), None, "nothing waits for it");
         read_ahead.hold(990, None, log_from(990, 3, 10), None);
         assert_eq!(slow(&read_ahead, 2 * second), None, "not slow yet");
+        let held_back = read_ahead
+            .next_fetch(0, Some(10_000), 100_000, t0 + 3 * second, false)
+            .unwrap();
+        assert!(
+            !held_back.hedge,
+            "other partitions are sent again: {held_back:?}"
+        );
+        assert!(!read_ahead.resending());
         let hedge = slow(&read_ahead, 3 * second).unwrap();
         assert_eq!(
             (hedge.offset, hedge.max_bytes, hedge.ahead),
             (0, 100_000, false)
         );
         read_ahead.on_sent(hedge.offset, hedge.max_bytes, true, t0 + 3 * second);
+        assert!(read_ahead.resending());
         assert_eq!(slow(&read_ahead, 9 * second), None, "sent twice at most");
         // Whichever answers first is the one reported; the other follows.
         assert!(read_ahead.on_answered(0, t0 + 4 * second).is_some());
@@ -878,7 +900,7 @@ mod tests {
         read_ahead.hold(3_000, None, log_from(3_000, 3, 10), None);
         let next = |after: Duration| {
             read_ahead
-                .next_fetch(985, Some(10_000), 100_000, t0 + after)
+                .next_fetch(985, Some(10_000), 100_000, t0 + after, true)
                 .unwrap()
         };
         assert!(!next(2 * second).hedge, "not slow yet");

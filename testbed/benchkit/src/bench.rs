@@ -342,6 +342,7 @@ impl Bench<'_> {
                     .link_middle_half_bytes
                     .map(|bytes| bytes as f64 / MIB / window.middle_half.as_secs_f64().max(1e-3)),
                 machine_busy_percent: window.machine_busy_percent,
+                machine_steal_percent: window.machine_steal_percent,
                 records_per_s: filled.records as f64 / copy_seconds,
                 copy_seconds,
                 startup_seconds: Some(window.startup.as_secs_f64()),
@@ -455,6 +456,7 @@ impl Bench<'_> {
                 middle_half_mib_s: None,
                 link_middle_half_mib_s: None,
                 machine_busy_percent: None,
+                machine_steal_percent: None,
                 records_per_s: filled.records as f64 / copy_seconds,
                 copy_seconds,
                 startup_seconds: None,

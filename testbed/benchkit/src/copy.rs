@@ -56,6 +56,8 @@ pub struct CopyWindow {
     pub link_middle_half_bytes: Option<u64>,
     /// Share of the whole machine's CPU time that was busy during the copy, in percent.
     pub machine_busy_percent: Option<f64>,
+    /// Share of it the hypervisor took, in percent.
+    pub machine_steal_percent: Option<f64>,
 }
 
 impl CopyWatch<'_> {
@@ -129,9 +131,11 @@ impl CopyWatch<'_> {
                     }
                 }
                 let (writer_end, broker_end) = (self.sample_writer()?, self.sample_broker()?);
-                let machine_busy_percent = procfs::machine_cpu()
-                    .zip(machine_at_first)
-                    .and_then(|(end, start)| end.busy_percent_since(&start));
+                let machine_end = procfs::machine_cpu().zip(machine_at_first);
+                let machine_busy_percent =
+                    machine_end.and_then(|(end, start)| end.busy_percent_since(&start));
+                let machine_steal_percent =
+                    machine_end.and_then(|(end, start)| end.steal_percent_since(&start));
                 let (writer_start, broker_start) = first.expect("records arrived");
                 return Ok(CopyWindow {
                     startup: writer_start.at - self.launched,
@@ -150,6 +154,7 @@ impl CopyWatch<'_> {
                         .zip(link_at_quarter)
                         .and_then(|(end, start)| end.checked_sub(start)),
                     machine_busy_percent,
+                    machine_steal_percent,
                 });
             }
             if exited {

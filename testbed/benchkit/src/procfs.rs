@@ -98,6 +98,8 @@ fn parse_received_bytes(net_dev: &str, device: &str) -> Option<u64> {
 pub struct MachineCpu {
     pub busy: u64,
     pub total: u64,
+    /// Time the hypervisor gave this machine's CPUs to others (inside `busy`).
+    pub steal: u64,
 }
 
 impl MachineCpu {
@@ -106,6 +108,14 @@ impl MachineCpu {
         let total = self.total.checked_sub(earlier.total)?;
         let busy = self.busy.checked_sub(earlier.busy)?;
         (total > 0).then(|| 100.0 * busy as f64 / total as f64)
+    }
+
+    /// The share of the machine's CPU time the hypervisor took since `earlier`, in percent:
+    /// on a shared host, a run with much of it measured the neighbours.
+    pub fn steal_percent_since(&self, earlier: &MachineCpu) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total)?;
+        let steal = self.steal.checked_sub(earlier.steal)?;
+        (total > 0).then(|| 100.0 * steal as f64 / total as f64)
     }
 }
 
@@ -128,6 +138,7 @@ fn parse_machine_cpu(stat: &str) -> Option<MachineCpu> {
     Some(MachineCpu {
         busy: total - idle,
         total,
+        steal: *fields.get(7)?,
     })
 }
 
@@ -156,15 +167,18 @@ mod tests {
 
     #[test]
     fn machine_cpu_counts_idle_and_iowait_as_idle() {
-        let stat = "cpu  100 5 50 800 20 3 7 0 0 0\ncpu0 50 2 25 400 10 1 3 0 0 0\n";
+        let stat = "cpu  100 5 50 800 20 3 7 4 0 0\ncpu0 50 2 25 400 10 1 3 2 0 0\n";
         let cpu = parse_machine_cpu(stat).unwrap();
-        assert_eq!(cpu.total, 985);
-        assert_eq!(cpu.busy, 165);
+        assert_eq!(cpu.total, 989);
+        assert_eq!(cpu.busy, 169);
+        assert_eq!(cpu.steal, 4);
         let later = MachineCpu {
-            busy: 165 + 90,
-            total: 985 + 100,
+            busy: 169 + 90,
+            total: 989 + 100,
+            steal: 4 + 12,
         };
         assert_eq!(later.busy_percent_since(&cpu), Some(90.0));
+        assert_eq!(later.steal_percent_since(&cpu), Some(12.0));
         assert_eq!(cpu.busy_percent_since(&later), None);
     }
 

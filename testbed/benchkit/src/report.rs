@@ -38,6 +38,8 @@ pub struct Metrics {
     /// Busy share of the whole machine's CPU during the copy, in percent: near 100, the
     /// run measured the machine, not the mirror.
     pub machine_busy_percent: Option<f64>,
+    /// The share of the machine's CPU time the hypervisor gave to others, in percent.
+    pub machine_steal_percent: Option<f64>,
     pub records_per_s: f64,
     pub copy_seconds: f64,
     /// From launch to the first record on the target (none for the ceiling).
@@ -79,6 +81,7 @@ pub struct Summary {
     pub middle_half_mib_s: Option<f64>,
     pub link_middle_half_mib_s: Option<f64>,
     pub machine_busy_percent: Option<f64>,
+    pub machine_steal_percent: Option<f64>,
     pub cpu_s_per_gib: Option<f64>,
     pub cpu_vs_strait: Option<f64>,
     pub broker_cpu_s_per_gib: Option<f64>,
@@ -144,6 +147,7 @@ pub fn summarize(systems: &[System], measurements: &[Measurement]) -> Vec<Summar
                 middle_half_mib_s: of(|m| m.middle_half_mib_s),
                 link_middle_half_mib_s: of(|m| m.link_middle_half_mib_s),
                 machine_busy_percent: of(|m| m.machine_busy_percent),
+                machine_steal_percent: of(|m| m.machine_steal_percent),
                 cpu_s_per_gib: of(|m| Some(m.cpu_s_per_gib)),
                 cpu_vs_strait: ratio(|m| m.cpu_s_per_gib),
                 broker_cpu_s_per_gib: of(|m| Some(m.broker_cpu_s_per_gib)),
@@ -223,16 +227,16 @@ fn workload_markdown(workload: &WorkloadReport) -> String {
     )
     .unwrap();
     out.push_str(
-        "| system | MiB/s | × strait | 2nd half MiB/s | middle half MiB/s | link in middle half MiB/s | machine busy % | CPU s/GiB | × strait | target broker CPU s/GiB | × strait \
+        "| system | MiB/s | × strait | 2nd half MiB/s | middle half MiB/s | link in middle half MiB/s | machine busy % | of it stolen % | CPU s/GiB | × strait | target broker CPU s/GiB | × strait \
          | peak RSS MiB | latency p50 / p99 / p99.9 ms | startup s | target/source bytes | runs ok |\n",
     );
     out.push_str(
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for s in &workload.summary {
         writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {}/{} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {}/{} |",
             s.system.name(),
             number(s.throughput_mib_s, 0),
             ratio(s.system, s.throughput_vs_strait),
@@ -240,6 +244,7 @@ fn workload_markdown(workload: &WorkloadReport) -> String {
             number(s.middle_half_mib_s, 0),
             number(s.link_middle_half_mib_s, 0),
             number(s.machine_busy_percent, 0),
+            number(s.machine_steal_percent, 1),
             number(s.cpu_s_per_gib, 2),
             ratio(s.system, s.cpu_vs_strait),
             number(s.broker_cpu_s_per_gib, 2),
@@ -302,6 +307,7 @@ mod tests {
                 middle_half_mib_s: Some(throughput),
                 link_middle_half_mib_s: None,
                 machine_busy_percent: None,
+                machine_steal_percent: None,
                 records_per_s: 0.0,
                 copy_seconds: 1.0,
                 startup_seconds: Some(1.0),
