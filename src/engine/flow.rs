@@ -103,6 +103,15 @@ impl Slot {
     fn is_live(&self) -> bool {
         self.stopped.is_none() && !self.retired
     }
+
+    /// It has data to read but holds all it may (`buffer_cap`), with a produce on its
+    /// way: it fetches again once the target has taken some. One in a retry's backoff
+    /// (a target partition without a leader) is not waiting for the target.
+    fn waits_for_target(&self, buffer_cap: usize) -> bool {
+        self.state.buffered_bytes() >= buffer_cap
+            && self.state.in_flight() > 0
+            && self.has_data_to_read()
+    }
 }
 
 enum Completion {
@@ -614,15 +623,11 @@ impl FlowRunner {
         memory_budget(self.spec.memory_budget, self.links.rtt())
     }
 
-    /// A partition with data to read holds all it may and has a produce on its way: it
-    /// fetches again only once the target has taken some.
     fn waits_for_target(&self) -> bool {
-        self.slots.iter().any(|slot| {
-            slot.is_live()
-                && slot.state.buffered_bytes() >= self.sizing.partition_buffer_cap
-                && slot.state.in_flight() > 0
-                && slot.has_data_to_read()
-        })
+        let cap = self.sizing.partition_buffer_cap;
+        self.slots
+            .iter()
+            .any(|slot| slot.is_live() && slot.waits_for_target(cap))
     }
 
     /// Appended to the status line: the measured link and what limits the flow.
@@ -724,6 +729,9 @@ impl FlowRunner {
         // another answer on a long link's connection it would wait seconds.
         let mut by_lane: Vec<((i32, u16), Vec<usize>)> = by_lane.into_iter().collect();
         by_lane.sort_by_key(|(key, _)| self.fetches_in_flight.get(key).copied().unwrap_or(0));
+        let resending_limit = |leader: i32| {
+            (usize::from(self.links.lanes(leader)) / LANES_PER_RESENDING_PARTITION).max(1)
+        };
         let mut resending: HashMap<i32, usize> = HashMap::new();
         for slot in self.slots.iter().filter(|s| s.read_ahead.resending()) {
             if let Some(leader) = slot.source_leader {
@@ -745,21 +753,17 @@ impl FlowRunner {
             // the first batch of the first partition whole.
             indexes.sort_by_key(|i| !self.slots[*i].larger_fetch);
             let mut planned: Vec<(usize, NextFetch, usize)> = Vec::new();
-            // A partition with data to read that waits for the target to take what it
-            // holds, with a produce on its way: its answer ends the wait. One in a retry's
-            // backoff (a target partition without a leader) does not hold the others.
+            // A partition of the lane waits for the target: its answer ends the wait.
             let mut waits_for_target = false;
             let mut requested = 0;
             for index in indexes {
                 let slot = &self.slots[index];
                 if slot.state.buffered_bytes() >= self.sizing.partition_buffer_cap {
-                    waits_for_target |= behind(slot) && slot.state.in_flight() > 0;
+                    waits_for_target |= slot.waits_for_target(self.sizing.partition_buffer_cap);
                     continue;
                 }
-                let resending_here = resending.entry(leader).or_default();
-                let may_resend = *resending_here
-                    < (usize::from(self.links.lanes(leader)) / LANES_PER_RESENDING_PARTITION)
-                        .max(1);
+                let may_resend =
+                    resending.get(&leader).copied().unwrap_or(0) < resending_limit(leader);
                 let Some(next) = slot.read_ahead.next_fetch(
                     slot.state.fetch_position(),
                     slot.state.high_watermark(),
