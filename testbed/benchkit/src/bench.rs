@@ -23,6 +23,10 @@ const MIB: f64 = (1u64 << 20) as f64;
 const STOP_GRACE: Duration = Duration::from_secs(20);
 /// How long a run waits for the brokers to remove the topics of the run before.
 const DELETION_LIMIT: Duration = Duration::from_secs(120);
+/// Record data of one round of the target broker's warm-up.
+const WARM_UP_ROUND_BYTES: u64 = 1 << 30;
+/// The warm-up ends when a round's broker CPU per GiB is this close to the round before.
+const WARM_UP_SETTLED: f64 = 0.1;
 
 pub struct Settings {
     pub size: u64,
@@ -35,6 +39,8 @@ pub struct Settings {
     pub time_limit: Duration,
     /// Keep a filled source topic of the right size from an earlier invocation.
     pub reuse_fill: bool,
+    /// Record data written to the target before a workload's first run (0: none).
+    pub target_warm_up: u64,
     /// The source is across an emulated WAN.
     pub long_link: bool,
     /// Added to every strait configuration (`--strait-set`).
@@ -76,6 +82,7 @@ impl Bench<'_> {
         on_measurement: &mut dyn FnMut(&Measurement),
     ) -> anyhow::Result<WorkloadReport> {
         let filled = self.fill(workload)?;
+        let (target_warm_up_records, target_warm_up_cpu_s_per_gib) = self.warm_target(&filled)?;
         let info = WorkloadInfo {
             name: workload.name().to_string(),
             description: workload.describe(),
@@ -84,6 +91,8 @@ impl Bench<'_> {
             source_log_bytes: filled.log_bytes,
             latency_records_per_second: self.settings.latency_rate,
             latency_measured_seconds: self.settings.latency_measured.as_secs(),
+            target_warm_up_records,
+            target_warm_up_cpu_s_per_gib,
         };
         let mut measurements = Vec::new();
         for run in 1..=self.settings.runs {
@@ -196,6 +205,65 @@ impl Bench<'_> {
             payloads,
             payload_file,
         })
+    }
+
+    /// A target broker fresh from its start validates and appends at about half the speed
+    /// it reaches once its JIT has compiled the produce path (loopback, W1 6 GiB, two
+    /// strait runs in a row: 140 then 206 MiB/s; the broker's CPU 9.1 then 4.4 s per GiB,
+    /// 14 s of it JIT compilation during the first copy), so the first system measured
+    /// paid for the warm-up of all the others. Rounds of the workload's own records into
+    /// a scratch topic on the target, written next to it, level that: until a round costs
+    /// the broker about what the round before did, within `target_warm_up` in all.
+    /// Returns the records written and the broker's CPU seconds per GiB of each round.
+    fn warm_target(&self, filled: &Filled) -> anyhow::Result<(u64, Vec<f64>)> {
+        let workload = filled.workload;
+        let record_size = workload.record_size() as u64;
+        let budget = (self.settings.target_warm_up / record_size).min(filled.records);
+        let per_round = budget.min(WARM_UP_ROUND_BYTES / record_size);
+        let mut written = 0;
+        let mut costs: Vec<f64> = Vec::new();
+        while per_round > 0 && written + per_round <= budget {
+            let topic = format!(
+                "warm-up-{}{}-{}",
+                workload.name(),
+                self.session,
+                costs.len()
+            );
+            let log = self
+                .out
+                .join(format!("warm-up-{}-{}.log", workload.name(), costs.len()));
+            self.recreate(self.target, &topic, workload.partitions())
+                .map_err(anyhow::Error::msg)?;
+            let run = ceiling::produce(
+                self.programs.kafka,
+                self.target,
+                &topic,
+                workload,
+                per_round,
+                &filled.payload_file,
+                self.broker_pid()?,
+                &log,
+                self.settings.time_limit,
+            )
+            .map_err(|error| anyhow::anyhow!("warming the target broker up: {error}"))?;
+            self.drop_topics(&[(self.target, &topic)]);
+            written += per_round;
+            let gib = (per_round * record_size) as f64 / GIB;
+            let cost = run.window.broker_cpu_seconds / gib;
+            eprintln!(
+                "benchkit: {workload}: warming the target broker up, round {}: {per_round} records at {:.0} MiB/s, its CPU {cost:.2} s/GiB",
+                costs.len() + 1,
+                gib * 1024.0 / run.window.copy.as_secs_f64(),
+            );
+            let settled = costs
+                .last()
+                .is_some_and(|&before| (before - cost).abs() <= WARM_UP_SETTLED * before);
+            costs.push(cost);
+            if settled {
+                break;
+            }
+        }
+        Ok((written, costs))
     }
 
     fn measure(&self, filled: &Filled, run: u32, system: System) -> Measurement {

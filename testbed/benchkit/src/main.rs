@@ -89,6 +89,12 @@ struct Cli {
     /// (and reuse them if they are there).
     #[arg(long)]
     keep_clusters: bool,
+    /// At most this much record data (values) of each workload is written to scratch
+    /// topics on the target before its first run, in rounds of 1 GiB until the broker's
+    /// CPU per GiB settles, so that no system is measured against a cold broker JVM;
+    /// 0 measures the first run against a freshly started target broker.
+    #[arg(long, default_value = "6GiB")]
+    target_warm_up: ByteSize,
 }
 
 fn main() -> ExitCode {
@@ -199,6 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         latency_measured: Duration::from_secs(cli.latency_seconds),
         time_limit: Duration::from_secs(cli.time_limit),
         reuse_fill: cli.keep_clusters,
+        target_warm_up: cli.target_warm_up.0,
         long_link: cli.wan.is_some(),
         strait_settings: strait_settings(&cli.strait_set)?,
     };

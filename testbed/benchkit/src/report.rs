@@ -68,6 +68,10 @@ pub struct WorkloadInfo {
     pub source_log_bytes: u64,
     pub latency_records_per_second: u32,
     pub latency_measured_seconds: u64,
+    /// Records of the workload written to the target before its first run.
+    pub target_warm_up_records: u64,
+    /// The target broker's CPU seconds per GiB in each round of its warm-up.
+    pub target_warm_up_cpu_s_per_gib: Vec<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -211,19 +215,39 @@ pub fn markdown(report: &Report) -> String {
     out
 }
 
+/// How the target broker was prepared before the workload's first run.
+fn warm_up_sentence(info: &WorkloadInfo) -> String {
+    if info.target_warm_up_records == 0 {
+        return "The target broker was not warmed up: the first run met a cold JVM.".to_string();
+    }
+    let costs: Vec<String> = info
+        .target_warm_up_cpu_s_per_gib
+        .iter()
+        .map(|cost| format!("{cost:.2}"))
+        .collect();
+    format!(
+        "Before the first run the target broker took {} records of this workload in {} rounds \
+         to warm its JIT up (its CPU per GiB in each: {} s).",
+        info.target_warm_up_records,
+        costs.len(),
+        costs.join(", ")
+    )
+}
+
 fn workload_markdown(workload: &WorkloadReport) -> String {
     let info = &workload.info;
     let mut out = String::new();
     writeln!(
         out,
         "### {}\n\n{} records, {:.0} MiB of record values, {:.0} MiB of source log (record batches as stored). \
-         Latency load: {} records/s for {} s.\n",
+         Latency load: {} records/s for {} s. {}\n",
         info.description,
         info.records,
         mib(info.record_bytes),
         mib(info.source_log_bytes),
         info.latency_records_per_second,
         info.latency_measured_seconds,
+        warm_up_sentence(info),
     )
     .unwrap();
     out.push_str(
@@ -351,5 +375,31 @@ mod tests {
         assert_eq!(mm2.cpu_vs_strait, Some(3.0));
         assert_eq!(mm2.errors, ["run 3: timed out"]);
         assert_eq!(summary[0].throughput_mib_s, Some(100.0));
+    }
+
+    #[test]
+    fn the_report_says_how_the_target_broker_was_warmed_up() {
+        let mut info = WorkloadInfo {
+            name: "w1".to_string(),
+            description: "W1".to_string(),
+            records: 10,
+            record_bytes: 10240,
+            source_log_bytes: 5000,
+            latency_records_per_second: 1000,
+            latency_measured_seconds: 3,
+            target_warm_up_records: 0,
+            target_warm_up_cpu_s_per_gib: Vec::new(),
+        };
+        assert_eq!(
+            warm_up_sentence(&info),
+            "The target broker was not warmed up: the first run met a cold JVM."
+        );
+        info.target_warm_up_records = 2048;
+        info.target_warm_up_cpu_s_per_gib = vec![7.031, 3.04];
+        assert_eq!(
+            warm_up_sentence(&info),
+            "Before the first run the target broker took 2048 records of this workload in 2 rounds \
+             to warm its JIT up (its CPU per GiB in each: 7.03, 3.04 s)."
+        );
     }
 }

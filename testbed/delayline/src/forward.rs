@@ -209,11 +209,16 @@ impl Forwarder {
             }
             match far.write(packet) {
                 Ok(_) => {
+                    let counters = &mut direction.counters;
+                    counters.most_behind_ns = counters.most_behind_ns.max(now - due);
                     direction.counters.forwarded_packets += 1;
                     direction.counters.forwarded_bytes += wire_bytes(offload, packet) as u64;
                     direction.failing = false;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    direction.counters.far_full += 1;
+                    return true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     direction.counters.write_errors += 1;

@@ -18,13 +18,18 @@ pub struct Counters {
     pub cut: u64,
     /// The far device refused the packet (e.g. it is down).
     pub write_errors: u64,
+    /// Times the far device had no room (the write would block) and delivery waited.
+    pub far_full: u64,
+    /// The most a delivered packet was behind its due time: how far the forwarder lagged.
+    pub most_behind_ns: u64,
 }
 
 impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} packets, {}; dropped: {} lost, {} queue full, {} overflow, {} late, {} cut, {} write errors",
+            "{} packets, {}; dropped: {} lost, {} queue full, {} overflow, {} late, {} cut, {} write errors; \
+             far device full {} times, delivered up to {:.1} ms behind time",
             self.forwarded_packets,
             Bytes(self.forwarded_bytes),
             self.lost,
@@ -32,7 +37,9 @@ impl fmt::Display for Counters {
             self.overflow,
             self.late,
             self.cut,
-            self.write_errors
+            self.write_errors,
+            self.far_full,
+            self.most_behind_ns as f64 / 1e6
         )
     }
 }
@@ -62,11 +69,14 @@ mod tests {
             forwarded_packets: 3,
             forwarded_bytes: 12_500_000,
             lost: 1,
+            far_full: 2,
+            most_behind_ns: 1_250_000,
             ..Counters::default()
         };
         assert_eq!(
             counters.to_string(),
-            "3 packets, 12.5 MB; dropped: 1 lost, 0 queue full, 0 overflow, 0 late, 0 cut, 0 write errors"
+            "3 packets, 12.5 MB; dropped: 1 lost, 0 queue full, 0 overflow, 0 late, 0 cut, 0 write errors; \
+             far device full 2 times, delivered up to 1.2 ms behind time"
         );
         assert_eq!(Bytes(999).to_string(), "999 B");
         assert_eq!(Bytes(2_340_000_000).to_string(), "2.34 GB");
