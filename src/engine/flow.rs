@@ -36,7 +36,7 @@ use super::outcome::{
     advice, classify_fetch_error, classify_produce, FetchOutcome, ProduceOutcome,
 };
 use super::partition::PartitionState;
-use super::read_ahead::{Answered, NextFetch, ReadAhead};
+use super::read_ahead::{read_ahead_cap, Answered, NextFetch, ReadAhead};
 use super::routes::{Prepared, RouteSetup};
 use super::setup::{self, ProducerIdentity};
 use super::source_links::{FlowState, SourceLinks};
@@ -740,6 +740,17 @@ impl FlowRunner {
         }
         let budget = self.memory_budget();
         let live_partitions = self.slots.iter().filter(|s| s.is_live()).count().max(1);
+        let left_to_read = |slot: &Slot| {
+            slot.state
+                .high_watermark()
+                .map_or(0, |end| (end - slot.state.fetch_position()).max(0) as u64)
+        };
+        let left_to_read_all: u64 = self
+            .slots
+            .iter()
+            .filter(|s| s.is_live())
+            .map(left_to_read)
+            .sum();
         for ((leader, lane), mut indexes) in by_lane {
             let sessionless = reads_ahead(self.links.lanes(leader), partitions_led(leader));
             let per_lane = fetches_per_lane(self.links.lanes(leader), partitions_led(leader));
@@ -775,18 +786,16 @@ impl FlowRunner {
                 };
                 // Answers read ahead wait for the fetch at the position, which must always
                 // find room: with what is on its way they fill three quarters of the
-                // budget at most (all lanes out at once take half). One partition holds
-                // up to twice what its lanes carry at once, so that while its answers
-                // wait for a gap to be fetched (behind another answer on a long link's
-                // connection, a second or more) its lanes go on instead of falling idle;
-                // but no more than its share of half the budget (beyond, a partition
-                // waiting for its position stops the others), and at least its lanes'
-                // fetches and one more.
+                // budget at most (all lanes out at once take half).
                 if next.ahead {
-                    let lanes = lanes_of_slot[index].len() * per_lane;
-                    let partition_cap = (2 * lanes * fetch_bytes)
-                        .min(budget / 2 / live_partitions)
-                        .max((lanes + 1) * fetch_bytes);
+                    let partition_cap = read_ahead_cap(
+                        lanes_of_slot[index].len() * per_lane,
+                        fetch_bytes,
+                        budget,
+                        live_partitions,
+                        left_to_read(slot),
+                        left_to_read_all,
+                    );
                     let partition_holds =
                         slot.read_ahead.held_bytes() + slot.read_ahead.outstanding_bytes();
                     let flow_holds = self.held_bytes + self.reserved_fetch_bytes + requested;

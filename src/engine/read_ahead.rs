@@ -501,6 +501,38 @@ fn blend(old: Option<f64>, new: f64) -> Option<f64> {
     Some(old.map_or(new, |old| old + NEWEST_WEIGHT * (new - old)))
 }
 
+/// What one partition may hold read ahead: answers held plus fetches on their way.
+///
+/// Up to twice what its lanes carry at once (`lane_fetches` fetches of `fetch_bytes`), so
+/// that while its answers wait for a gap to be fetched (behind another answer on a long
+/// link's connection, a second or more) its lanes go on instead of falling idle; within its
+/// share of half the budget (beyond, a partition waiting for its position stops the others);
+/// and at least its lanes' fetches and one more. The share follows what is left to read
+/// (`left` of `left_all`, in records), never below an equal one of `partitions`: a partition
+/// that fell behind takes more of the link, so that a backlog's partitions finish together
+/// instead of the last one crawling alone on a link the others left (at 300 ms, the last
+/// 10 % of a copy took up to 4.5 s with the slowest partition at 65 % when the copy was at
+/// 90 %).
+pub fn read_ahead_cap(
+    lane_fetches: usize,
+    fetch_bytes: usize,
+    budget: usize,
+    partitions: usize,
+    left: u64,
+    left_all: u64,
+) -> usize {
+    let half = budget / 2;
+    let equal = half / partitions.max(1);
+    let by_what_is_left = if left_all == 0 {
+        0
+    } else {
+        (half as u128 * u128::from(left.min(left_all)) / u128::from(left_all)) as usize
+    };
+    (2 * lane_fetches * fetch_bytes)
+        .min(equal.max(by_what_is_left))
+        .max((lane_fetches + 1) * fetch_bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -987,5 +1019,26 @@ mod tests {
         read_ahead.hold(300, None, cut.slice(..cut.len() - 1), None);
         assert_eq!(read_ahead.held_bytes(), 0, "no whole batch: nothing held");
         assert!(read_ahead.take_ready(300).is_none());
+    }
+
+    #[test]
+    fn a_partition_behind_the_others_may_read_further_ahead() {
+        const MIB: usize = 1 << 20;
+        let budget = 512 * MIB;
+        // 8 partitions with 20 fetches of 1 MiB at once on their lanes each.
+        let cap = |left, left_all| read_ahead_cap(20, MIB, budget, 8, left, left_all);
+        // Alike: an equal share of half the budget, as before the share followed the lag.
+        assert_eq!(cap(100, 800), 32 * MIB);
+        // Further behind: a share by what is left, up to what its lanes carry twice over.
+        assert_eq!(cap(150, 1000), (256 * MIB as u128 * 150 / 1000) as usize);
+        assert_eq!(cap(700, 1400), 40 * MIB);
+        // Ahead of the others: still an equal share.
+        assert_eq!(cap(10, 710), 32 * MIB);
+        // Nothing left anywhere (a live mirror at its end): an equal share.
+        assert_eq!(cap(0, 0), 32 * MIB);
+        // The last partition of a copy, with every lane (32 fetches of 4 MiB): half the budget.
+        assert_eq!(read_ahead_cap(32, 4 * MIB, budget, 8, 500, 500), 256 * MIB);
+        // Never below its lanes' fetches and one more.
+        assert_eq!(read_ahead_cap(8, 4 * MIB, 16 * MIB, 8, 1, 8), 36 * MIB);
     }
 }
