@@ -218,7 +218,9 @@ impl Bench<'_> {
     fn warm_target(&self, filled: &Filled) -> anyhow::Result<(u64, Vec<f64>)> {
         let workload = filled.workload;
         let record_size = workload.record_size() as u64;
-        let budget = (self.settings.target_warm_up / record_size).min(filled.records);
+        // Not bounded by the workload's size: the JIT needs what it needs, and a short
+        // copy suffers a cold broker the most.
+        let budget = self.settings.target_warm_up / record_size;
         let per_round = budget.min(WARM_UP_ROUND_BYTES / record_size);
         let mut written = 0;
         let mut costs: Vec<f64> = Vec::new();
