@@ -95,9 +95,14 @@ struct Slot {
 impl Slot {
     /// The source holds offsets beyond what this partition fetched.
     fn has_data_to_read(&self) -> bool {
+        self.left_to_read() > 0
+    }
+
+    /// Records between its fetch position and the source's end (0 until the end is known).
+    fn left_to_read(&self) -> u64 {
         self.state
             .high_watermark()
-            .is_some_and(|end| end > self.state.fetch_position())
+            .map_or(0, |end| (end - self.state.fetch_position()).max(0) as u64)
     }
 
     fn is_live(&self) -> bool {
@@ -740,16 +745,11 @@ impl FlowRunner {
         }
         let budget = self.memory_budget();
         let live_partitions = self.slots.iter().filter(|s| s.is_live()).count().max(1);
-        let left_to_read = |slot: &Slot| {
-            slot.state
-                .high_watermark()
-                .map_or(0, |end| (end - slot.state.fetch_position()).max(0) as u64)
-        };
         let left_to_read_all: u64 = self
             .slots
             .iter()
             .filter(|s| s.is_live())
-            .map(left_to_read)
+            .map(Slot::left_to_read)
             .sum();
         for ((leader, lane), mut indexes) in by_lane {
             let sessionless = reads_ahead(self.links.lanes(leader), partitions_led(leader));
@@ -793,7 +793,7 @@ impl FlowRunner {
                         fetch_bytes,
                         budget,
                         live_partitions,
-                        left_to_read(slot),
+                        slot.left_to_read(),
                         left_to_read_all,
                     );
                     let partition_holds =

@@ -211,8 +211,8 @@ impl Forwarder {
                 Ok(_) => {
                     let counters = &mut direction.counters;
                     counters.most_behind_ns = counters.most_behind_ns.max(now - due);
-                    direction.counters.forwarded_packets += 1;
-                    direction.counters.forwarded_bytes += wire_bytes(offload, packet) as u64;
+                    counters.forwarded_packets += 1;
+                    counters.forwarded_bytes += wire_bytes(offload, packet) as u64;
                     direction.failing = false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
