@@ -15,6 +15,7 @@ use crate::mirrors::{MirrorJob, Programs};
 use crate::options::System;
 use crate::procfs;
 use crate::report::{self, Measurement, Metrics, WorkloadInfo, WorkloadReport};
+use crate::tcp_alone::{self, TcpAlone};
 use crate::wan;
 use crate::workload::{self, Workload};
 
@@ -43,6 +44,9 @@ pub struct Settings {
     pub target_warm_up: u64,
     /// The source is across an emulated WAN.
     pub long_link: bool,
+    /// Across it, plain TCP connections that carry the source log's size before the
+    /// runs (0: none).
+    pub tcp_alone_connections: usize,
     /// Added to every strait configuration (`--strait-set`).
     pub strait_settings: Vec<(String, String)>,
 }
@@ -83,6 +87,7 @@ impl Bench<'_> {
     ) -> anyhow::Result<WorkloadReport> {
         let filled = self.fill(workload)?;
         let (target_warm_up_records, target_warm_up_cpu_s_per_gib) = self.warm_target(&filled)?;
+        let tcp_alone = self.tcp_alone(&filled)?;
         let info = WorkloadInfo {
             name: workload.name().to_string(),
             description: workload.describe(),
@@ -93,6 +98,7 @@ impl Bench<'_> {
             latency_measured_seconds: self.settings.latency_measured.as_secs(),
             target_warm_up_records,
             target_warm_up_cpu_s_per_gib,
+            tcp_alone,
         };
         let mut measurements = Vec::new();
         for run in 1..=self.settings.runs {
@@ -266,6 +272,30 @@ impl Bench<'_> {
             }
         }
         Ok((written, costs))
+    }
+
+    /// What the link gives TCP itself for the copy's bytes, when the source is across one.
+    fn tcp_alone(&self, filled: &Filled) -> anyhow::Result<Option<TcpAlone>> {
+        let connections = self.settings.tcp_alone_connections;
+        let Some(namespace) = self.source_namespace.filter(|_| connections > 0) else {
+            return Ok(None);
+        };
+        let carried = tcp_alone::carry(
+            namespace,
+            connections,
+            filled.log_bytes,
+            self.settings.time_limit,
+        )
+        .context("measuring TCP alone across the link")?;
+        eprintln!(
+            "benchkit: {}: TCP alone across the link, {connections} connections: {:.0} MiB in {:.2} s, {:.0} MiB/s (middle half {:.0})",
+            filled.workload,
+            filled.log_bytes as f64 / MIB,
+            carried.seconds,
+            carried.mib_s(),
+            carried.middle_half_mib_s()
+        );
+        Ok(Some(carried))
     }
 
     fn measure(&self, filled: &Filled, run: u32, system: System) -> Measurement {

@@ -15,6 +15,7 @@ mod options;
 mod process;
 mod procfs;
 mod report;
+mod tcp_alone;
 mod wan;
 mod workload;
 
@@ -38,6 +39,9 @@ use crate::workload::Workload;
 
 const KAFKA_VERSION: &str = "4.3.1";
 const LEGACY_KAFKA_VERSION: &str = "3.9.2";
+/// `--target-warm-up`'s default, in bytes.
+const DEFAULT_TARGET_WARM_UP: u64 = 6 << 30;
+const DEFAULT_TCP_ALONE_CONNECTIONS: usize = 32;
 
 /// strait against MirrorMaker 2 and 1 on the same local brokers.
 #[derive(Parser)]
@@ -95,6 +99,12 @@ struct Cli {
     /// 0 measures the first run against a freshly started target broker.
     #[arg(long, default_value = "6GiB")]
     target_warm_up: ByteSize,
+    /// Across a WAN, before a workload's runs: send its source log's size in bytes over
+    /// this many plain TCP connections from the source's namespace to the target's, to
+    /// measure what the link gives TCP itself (32: strait's fetch connections to one
+    /// source broker at 300 ms with W1's 8 partitions); 0 skips it.
+    #[arg(long, default_value_t = DEFAULT_TCP_ALONE_CONNECTIONS)]
+    tcp_alone_connections: usize,
 }
 
 fn main() -> ExitCode {
@@ -207,6 +217,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         reuse_fill: cli.keep_clusters,
         target_warm_up: cli.target_warm_up.0,
         long_link: cli.wan.is_some(),
+        tcp_alone_connections: cli.tcp_alone_connections,
         strait_settings: strait_settings(&cli.strait_set)?,
     };
     let bench = Bench {
@@ -326,12 +337,22 @@ fn environment(repo: &Path, cli: &Cli, stamp: &str) -> Environment {
     Environment {
         date_utc: stamp.to_string(),
         command: format!(
-            "testbed/bench --size {} --runs {} --systems {} --workload {}{}{}",
+            "testbed/bench --size {} --runs {} --systems {} --workload {}{}{}{}{}",
             cli.size,
             cli.runs,
             cli.systems,
             cli.workload,
             cli.wan.as_ref().map_or(String::new(), |w| format!(" --wan {w}")),
+            if cli.target_warm_up.0 == DEFAULT_TARGET_WARM_UP {
+                String::new()
+            } else {
+                format!(" --target-warm-up {}", cli.target_warm_up)
+            },
+            if cli.tcp_alone_connections == DEFAULT_TCP_ALONE_CONNECTIONS {
+                String::new()
+            } else {
+                format!(" --tcp-alone-connections {}", cli.tcp_alone_connections)
+            },
             cli.strait_set
                 .iter()
                 .map(|set| format!(" --strait-set {set}"))

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::latency::LatencySummary;
 use crate::options::System;
+use crate::tcp_alone::TcpAlone;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Measurement {
@@ -72,6 +73,8 @@ pub struct WorkloadInfo {
     pub target_warm_up_records: u64,
     /// The target broker's CPU seconds per GiB in each round of its warm-up.
     pub target_warm_up_cpu_s_per_gib: Vec<f64>,
+    /// Across a WAN: the source log's size carried by plain TCP across the link.
+    pub tcp_alone: Option<TcpAlone>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -240,7 +243,7 @@ fn workload_markdown(workload: &WorkloadReport) -> String {
     writeln!(
         out,
         "### {}\n\n{} records, {:.0} MiB of record values, {:.0} MiB of source log (record batches as stored). \
-         Latency load: {} records/s for {} s. {}\n",
+         Latency load: {} records/s for {} s. {}{}\n",
         info.description,
         info.records,
         mib(info.record_bytes),
@@ -248,6 +251,9 @@ fn workload_markdown(workload: &WorkloadReport) -> String {
         info.latency_records_per_second,
         info.latency_measured_seconds,
         warm_up_sentence(info),
+        info.tcp_alone
+            .as_ref()
+            .map_or(String::new(), |tcp| format!(" {}", tcp.sentence())),
     )
     .unwrap();
     out.push_str(
@@ -284,6 +290,9 @@ fn workload_markdown(workload: &WorkloadReport) -> String {
         )
         .unwrap();
     }
+    if let Some(tcp) = &info.tcp_alone {
+        writeln!(out, "\n{}", against_tcp_alone(tcp, &workload.summary)).unwrap();
+    }
     let errors: Vec<String> = workload
         .summary
         .iter()
@@ -297,6 +306,31 @@ fn workload_markdown(workload: &WorkloadReport) -> String {
         writeln!(out, "\nFailures (not counted):\n\n{}", errors.join("\n")).unwrap();
     }
     out
+}
+
+/// Each system's median copy as a share of what TCP alone carried across the link.
+fn against_tcp_alone(tcp: &TcpAlone, summary: &[Summary]) -> String {
+    let shares: Vec<String> = summary
+        .iter()
+        .filter_map(|s| {
+            let whole = s.throughput_mib_s? / tcp.mib_s() * 100.0;
+            let middle = s.middle_half_mib_s? / tcp.middle_half_mib_s() * 100.0;
+            Some(format!(
+                "{} {whole:.0} % (middle half {middle:.0} %)",
+                s.system.name()
+            ))
+        })
+        .collect();
+    format!(
+        "Against TCP alone ({:.0} MiB/s whole, {:.0} in the middle half): {}.",
+        tcp.mib_s(),
+        tcp.middle_half_mib_s(),
+        if shares.is_empty() {
+            "no run succeeded".to_string()
+        } else {
+            shares.join(", ")
+        }
+    )
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -378,6 +412,34 @@ mod tests {
     }
 
     #[test]
+    fn each_system_is_set_against_tcp_alone() {
+        let mut failed = measured(System::Mm2, 1, 0.0, 0.0);
+        failed.metrics = None;
+        failed.error = Some("timed out".to_string());
+        let measurements = vec![measured(System::Strait, 1, 90.0, 1.0), failed];
+        let summary = summarize(&[System::Strait, System::Mm2], &measurements);
+        // 120 MiB in 1.2 s whole, its middle half (60 MiB) in 0.5 s.
+        let tcp = TcpAlone {
+            connections: 32,
+            bytes: 120 << 20,
+            seconds: 1.2,
+            first_tenth_seconds: 0.3,
+            middle_tenths_seconds: 0.8,
+            last_tenth_seconds: 0.1,
+            middle_half_seconds: 0.5,
+        };
+        assert_eq!(
+            against_tcp_alone(&tcp, &summary),
+            "Against TCP alone (100 MiB/s whole, 120 in the middle half): strait 90 % \
+             (middle half 75 %)."
+        );
+        assert_eq!(
+            against_tcp_alone(&tcp, &summary[1..]),
+            "Against TCP alone (100 MiB/s whole, 120 in the middle half): no run succeeded."
+        );
+    }
+
+    #[test]
     fn the_report_says_how_the_target_broker_was_warmed_up() {
         let mut info = WorkloadInfo {
             name: "w1".to_string(),
@@ -389,6 +451,7 @@ mod tests {
             latency_measured_seconds: 3,
             target_warm_up_records: 0,
             target_warm_up_cpu_s_per_gib: Vec::new(),
+            tcp_alone: None,
         };
         assert_eq!(
             warm_up_sentence(&info),
