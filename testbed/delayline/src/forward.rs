@@ -20,6 +20,9 @@ use crate::vnet;
 const SIGNALS: Token = Token(2);
 /// A direction's ring never grows past this: 8 s of traffic at 1 Gbit/s.
 const MAX_RING_BYTES: usize = 1 << 30;
+/// How far behind its due times the forwarder may fall (its CPU taken by the hosts it
+/// links) before its ring must grow: growing stalls it, copying into fresh memory.
+const FORWARDER_LAG_ROOM: Duration = Duration::from_millis(500);
 /// Starting size when the rate is unlimited and gives no hint.
 const UNLIMITED_RING_BYTES: usize = 16 << 20;
 /// A write that the device refuses for lack of room is tried again after this.
@@ -194,15 +197,12 @@ impl Forwarder {
     fn deliver(&mut self, index: usize, now: u64) -> bool {
         let direction = &mut self.directions[index];
         let mut far = &self.tuns[1 - index];
-        let queue_ns = self.shaping.queue.as_nanos() as u64;
         let offload = self.options.offload;
         while let Some((due, packet)) = direction.ring.front() {
             if due > now {
                 break;
             }
-            // Without a rate limit nothing else bounds the backlog when packets come in
-            // faster than the far side takes them.
-            if now - due > queue_ns {
+            if drops_as_late(&self.shaping, now - due) {
                 direction.counters.late += 1;
                 direction.ring.pop();
                 continue;
@@ -331,6 +331,17 @@ fn largest_frame(options: &Options) -> usize {
     }
 }
 
+/// Whether a packet due `behind_ns` ago is dropped rather than delivered late. Without a
+/// rate limit nothing else bounds the backlog when packets come in faster than the far
+/// side takes them. With one, the shaper's queue bounds it, and a packet this forwarder
+/// is late with was held up by this host's CPUs, which a wire never waits for: dropping
+/// it would add losses the link does not have (at 300 ms, 1.7-1.9 thousand per copy of
+/// W1 on a busy 2-core machine, each costing its connection a round trip of recovery),
+/// delivering it late adds only jitter.
+fn drops_as_late(shaping: &Shaping, behind_ns: u64) -> bool {
+    shaping.rate_bits.is_none() && behind_ns > shaping.queue.as_nanos() as u64
+}
+
 /// What a frame weighs on the emulated wire (see `vnet`).
 fn wire_bytes(offload: bool, frame: &[u8]) -> usize {
     if offload {
@@ -340,15 +351,65 @@ fn wire_bytes(offload: bool, frame: &[u8]) -> usize {
     }
 }
 
-/// Room for the bytes in flight at the link rate over the delay and a full queue, with
-/// a margin; the ring grows when that proves short.
+/// Room for the bytes in flight at the link rate over the delay, a full queue and
+/// `FORWARDER_LAG_ROOM`, with a margin; the ring grows when that proves short.
 fn ring_bytes(shaping: &Shaping) -> usize {
     match shaping.rate_bits {
         Some(bits) => {
-            let seconds = (shaping.delay + shaping.queue).as_secs_f64();
+            let seconds = (shaping.delay + shaping.queue + FORWARDER_LAG_ROOM).as_secs_f64();
             let bytes = bits as f64 / 8.0 * seconds * 1.25;
             (bytes as usize + (1 << 20)).min(MAX_RING_BYTES)
         }
         None => UNLIMITED_RING_BYTES,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_rate_limited_link_delivers_what_the_forwarder_is_late_with() {
+        let shaping = Shaping {
+            rate_bits: Some(1_000_000_000),
+            queue: Duration::from_millis(100),
+            ..Shaping::default()
+        };
+        assert!(!drops_as_late(&shaping, 99 * MS));
+        assert!(!drops_as_late(&shaping, 5000 * MS));
+    }
+
+    #[test]
+    fn the_ring_holds_half_a_second_of_lag_beyond_the_delay_and_the_queue() {
+        let shaping = Shaping {
+            delay: Duration::from_millis(150),
+            rate_bits: Some(1_000_000_000),
+            queue: Duration::from_millis(100),
+            ..Shaping::default()
+        };
+        // 125 MB/s for 0.75 s.
+        assert!(
+            ring_bytes(&shaping) >= 93_750_000,
+            "{}",
+            ring_bytes(&shaping)
+        );
+        assert!(
+            ring_bytes(&shaping) < 2 * 93_750_000,
+            "{}",
+            ring_bytes(&shaping)
+        );
+    }
+
+    #[test]
+    fn a_link_without_a_rate_limit_drops_what_is_later_than_its_queue() {
+        let shaping = Shaping {
+            rate_bits: None,
+            queue: Duration::from_millis(100),
+            ..Shaping::default()
+        };
+        assert!(!drops_as_late(&shaping, 100 * MS));
+        assert!(drops_as_late(&shaping, 101 * MS));
     }
 }

@@ -33,8 +33,9 @@ shaping (also in the control file):
   --rate R                   link rate in each direction, e.g. 1gbit (default unlimited)
   --loss P                   random loss in each direction, e.g. 0.1% (default 0)
   --queue D                  bottleneck buffer, as time at the link rate (default 100ms):
-                             packets that would wait longer are dropped, and so are
-                             packets the forwarder falls that far behind with
+                             packets that would wait longer are dropped; without
+                             --rate, so are packets the forwarder falls that far behind
+                             with (with it they are delivered late)
 
 signals: SIGTERM/SIGINT stop; SIGHUP re-reads --control; SIGUSR1 cuts the link (every
 packet dropped, those in flight too), SIGUSR2 restores it.

@@ -12,7 +12,8 @@ pub struct Counters {
     pub queue_full: u64,
     /// The ring reached its largest size.
     pub overflow: u64,
-    /// Due longer ago than the queue allows: the forwarder could not keep up.
+    /// Due longer ago than the queue allows on a link without a rate limit: the
+    /// forwarder could not keep up. A rate-limited link delivers such packets late.
     pub late: u64,
     /// Dropped while the link was cut.
     pub cut: u64,
