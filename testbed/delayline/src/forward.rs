@@ -25,6 +25,11 @@ const MAX_RING_BYTES: usize = 1 << 30;
 const FORWARDER_LAG_ROOM: Duration = Duration::from_millis(500);
 /// Starting size when the rate is unlimited and gives no hint.
 const UNLIMITED_RING_BYTES: usize = 16 << 20;
+/// The longest one pass of reading a device may take before the due packets are
+/// written: a source flooding the link (32 bbr flows in start-up, most of it dropped at
+/// the full queue) kept one pass reading for 219 ms at 300 ms, and every packet due
+/// meanwhile, in both directions, was delivered that late.
+const READ_PASS: Duration = Duration::from_millis(1);
 /// A write that the device refuses for lack of room is tried again after this.
 const RETRY: Duration = Duration::from_millis(1);
 /// The largest IP packet, which a segmentation-offload packet may be.
@@ -104,11 +109,18 @@ impl Forwarder {
         let stats_every = self.options.stats_interval.map(|i| i.as_nanos() as u64);
         let mut next_stats = stats_every;
         let mut printed = [Counters::default(); 2];
+        // A device whose last read pass ended with packets possibly left: its readiness is
+        // edge-triggered, so it is read again without waiting for an event.
+        let mut unread = [false; 2];
         loop {
             let now = self.now();
             let mut retry = false;
             for index in 0..2 {
+                let started = self.now();
                 retry |= self.deliver(index, now);
+                let took = self.now() - started;
+                let counters = &mut self.directions[index].counters;
+                counters.slowest_write_ns = counters.slowest_write_ns.max(took);
             }
             if let (Some(every), Some(at)) = (stats_every, next_stats) {
                 if now >= at {
@@ -130,12 +142,26 @@ impl Forwarder {
                     .chain(next_stats)
                     .min()
             };
-            let timeout = wake.map(|at| Duration::from_nanos(at.saturating_sub(now)));
+            let timeout = if unread.contains(&true) {
+                Some(Duration::ZERO)
+            } else {
+                wake.map(|at| Duration::from_nanos(at.saturating_sub(now)))
+            };
             match poll.poll(&mut events, timeout) {
-                Ok(()) => {}
+                Ok(()) => {
+                    // Woken later than asked: the host's CPUs were busy elsewhere.
+                    if let Some(meant) = wake {
+                        let overslept = self.now().saturating_sub(meant);
+                        for direction in &mut self.directions {
+                            let counters = &mut direction.counters;
+                            counters.most_overslept_ns = counters.most_overslept_ns.max(overslept);
+                        }
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+            let mut readable = unread;
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => {
@@ -144,8 +170,15 @@ impl Forwarder {
                             return Ok(());
                         }
                     }
-                    Token(index) => self.receive(index)?,
+                    Token(index) => readable[index] = true,
                 }
+            }
+            for index in (0..2).filter(|&index| readable[index]) {
+                let started = self.now();
+                unread[index] = self.receive(index)?;
+                let took = self.now() - started;
+                let counters = &mut self.directions[index].counters;
+                counters.slowest_read_ns = counters.slowest_read_ns.max(took);
             }
         }
     }
@@ -154,10 +187,15 @@ impl Forwarder {
         self.clock.elapsed().as_nanos() as u64
     }
 
-    /// Reads every packet waiting on device `index` into its direction's ring.
-    fn receive(&mut self, index: usize) -> io::Result<()> {
+    /// Reads the packets waiting on device `index` into its direction's ring, for at most
+    /// `READ_PASS`; true when it stopped with packets possibly still waiting.
+    fn receive(&mut self, index: usize) -> io::Result<bool> {
         let offload = self.options.offload;
+        let started = self.now();
         loop {
+            if self.now() - started > READ_PASS.as_nanos() as u64 {
+                return Ok(true);
+            }
             let direction = &mut self.directions[index];
             let (buffer, kept) = match direction.ring.slot(self.largest_frame) {
                 Some(slot) => (slot, true),
@@ -165,7 +203,7 @@ impl Forwarder {
             };
             let len = match (&self.tuns[index]).read(buffer) {
                 Ok(len) => len,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     return Err(io::Error::new(

@@ -186,8 +186,7 @@ impl PacketRing {
 /// A zeroed buffer whose every page is already in memory. A fresh allocation is mapped
 /// page by page on first touch, and in a VM that hands free memory back to its host
 /// (free page reporting) each such fault costs a trip to the host (about 2.6 s per GB on
-/// the machine of 2026-11-23): the 40 MB ring of a 300 ms link, grown to 80 MB mid-copy,
-/// held the forwarder up to 230 ms behind, while an idle ring kept it within 13 ms.
+/// the machine of 2026-11-23): paid when the link comes up, not while it forwards.
 fn resident_zeros(len: usize) -> Vec<u8> {
     let mut buf = vec![0; len];
     // black_box: the compiler may not treat the freshly zeroed pages as already written.

@@ -23,6 +23,12 @@ pub struct Counters {
     pub far_full: u64,
     /// The most a delivered packet was behind its due time: how far the forwarder lagged.
     pub most_behind_ns: u64,
+    /// The longest one pass of reading this direction's device took, and of writing its
+    /// due packets to the far device; and the most the loop woke up after it meant to:
+    /// where the time went when the forwarder fell behind.
+    pub slowest_read_ns: u64,
+    pub slowest_write_ns: u64,
+    pub most_overslept_ns: u64,
 }
 
 impl fmt::Display for Counters {
@@ -30,7 +36,8 @@ impl fmt::Display for Counters {
         write!(
             f,
             "{} packets, {}; dropped: {} lost, {} queue full, {} overflow, {} late, {} cut, {} write errors; \
-             far device full {} times, delivered up to {:.1} ms behind time",
+             far device full {} times, delivered up to {:.1} ms behind time \
+             (longest read pass {:.1} ms, write pass {:.1} ms, woke up to {:.1} ms late)",
             self.forwarded_packets,
             Bytes(self.forwarded_bytes),
             self.lost,
@@ -40,7 +47,10 @@ impl fmt::Display for Counters {
             self.cut,
             self.write_errors,
             self.far_full,
-            self.most_behind_ns as f64 / 1e6
+            self.most_behind_ns as f64 / 1e6,
+            self.slowest_read_ns as f64 / 1e6,
+            self.slowest_write_ns as f64 / 1e6,
+            self.most_overslept_ns as f64 / 1e6,
         )
     }
 }
@@ -72,12 +82,16 @@ mod tests {
             lost: 1,
             far_full: 2,
             most_behind_ns: 1_250_000,
+            slowest_read_ns: 300_000,
+            slowest_write_ns: 2_000_000,
+            most_overslept_ns: 150_000_000,
             ..Counters::default()
         };
         assert_eq!(
             counters.to_string(),
             "3 packets, 12.5 MB; dropped: 1 lost, 0 queue full, 0 overflow, 0 late, 0 cut, 0 write errors; \
-             far device full 2 times, delivered up to 1.2 ms behind time"
+             far device full 2 times, delivered up to 1.2 ms behind time \
+             (longest read pass 0.3 ms, write pass 2.0 ms, woke up to 150.0 ms late)"
         );
         assert_eq!(Bytes(999).to_string(), "999 B");
         assert_eq!(Bytes(2_340_000_000).to_string(), "2.34 GB");
