@@ -97,7 +97,7 @@ struct Cli {
     /// topics on the target before its first run, in rounds of 1 GiB until the broker's
     /// CPU per GiB settles, so that no system is measured against a cold broker JVM;
     /// 0 measures the first run against a freshly started target broker.
-    #[arg(long, default_value = "6GiB")]
+    #[arg(long, default_value_t = ByteSize(DEFAULT_TARGET_WARM_UP))]
     target_warm_up: ByteSize,
     /// Across a WAN, before a workload's runs: send its source log's size in bytes over
     /// this many plain TCP connections from the source's namespace to the target's, to

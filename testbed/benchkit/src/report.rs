@@ -333,7 +333,7 @@ fn against_tcp_alone(tcp: &TcpAlone, summary: &[Summary]) -> String {
     )
 }
 
-fn mib(bytes: u64) -> f64 {
+pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1 << 20)
 }
 

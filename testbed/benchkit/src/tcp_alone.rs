@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
+use crate::report::mib;
 use crate::wan;
 
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
@@ -80,10 +81,6 @@ impl TcpAlone {
             self.last_tenth_seconds,
         )
     }
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / f64::from(1 << 20)
 }
 
 /// When the samples first reach `bytes`, interpolated between the two around it.
@@ -204,8 +201,7 @@ fn carry_from(
 fn send(mut stream: TcpStream, unsent: &AtomicU64) -> anyhow::Result<()> {
     let chunk = vec![0u8; CHUNK];
     while let Ok(left) = unsent.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-        left.checked_sub(left.min(CHUNK as u64))
-            .filter(|_| left > 0)
+        (left > 0).then(|| left - left.min(CHUNK as u64))
     }) {
         let n = left.min(CHUNK as u64) as usize;
         stream
