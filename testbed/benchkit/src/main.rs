@@ -286,10 +286,14 @@ fn one_line(m: &report::Measurement, runs: u32) -> String {
                 (None, None) => String::new(),
             };
             format!(
-                "{head}: {:.0} MiB/s{}, {:.2} CPU s/GiB, target broker {:.2} CPU s/GiB, peak RSS {:.0} MiB, {latency}",
-                x.throughput_mib_s,
+                "{head}: {} MiB/s{}, {:.2} CPU s/GiB, target broker {:.2} CPU s/GiB, peak RSS {:.0} MiB, {latency}",
+                report::rate(x.throughput_mib_s),
                 match (x.second_half_mib_s, x.middle_half_mib_s) {
-                    (Some(second), Some(middle)) => format!(" ({second:.0} in the second half, {middle:.0} in the middle half)"),
+                    (Some(second), Some(middle)) => format!(
+                        " ({} in the second half, {} in the middle half)",
+                        report::rate(second),
+                        report::rate(middle)
+                    ),
                     _ => String::new(),
                 },
                 x.cpu_s_per_gib, x.broker_cpu_s_per_gib, x.peak_rss_mib
