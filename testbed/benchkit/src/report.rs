@@ -268,11 +268,11 @@ fn workload_markdown(workload: &WorkloadReport) -> String {
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {}/{} |",
             s.system.name(),
-            s.throughput_mib_s.map_or_else(|| "–".to_string(), rate),
+            rate_cell(s.throughput_mib_s),
             ratio(s.system, s.throughput_vs_strait),
-            s.second_half_mib_s.map_or_else(|| "–".to_string(), rate),
-            s.middle_half_mib_s.map_or_else(|| "–".to_string(), rate),
-            s.link_middle_half_mib_s.map_or_else(|| "–".to_string(), rate),
+            rate_cell(s.second_half_mib_s),
+            rate_cell(s.middle_half_mib_s),
+            rate_cell(s.link_middle_half_mib_s),
             number(s.machine_busy_percent, 0),
             number(s.machine_steal_percent, 1),
             number(s.cpu_s_per_gib, 2),
@@ -345,6 +345,10 @@ pub fn rate(mib_s: f64) -> String {
         r if r >= 0.995 => format!("{mib_s:.1}"),
         _ => format!("{mib_s:.2}"),
     }
+}
+
+fn rate_cell(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_string(), rate)
 }
 
 fn number(value: Option<f64>, decimals: usize) -> String {

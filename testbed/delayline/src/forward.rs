@@ -117,7 +117,7 @@ impl Forwarder {
             let mut retry = false;
             for index in 0..2 {
                 let started = self.now();
-                retry |= self.deliver(index, now);
+                retry |= self.deliver(index, started);
                 let took = self.now() - started;
                 let counters = &mut self.directions[index].counters;
                 counters.slowest_write_ns = counters.slowest_write_ns.max(took);
@@ -132,9 +132,13 @@ impl Forwarder {
                     next_stats = Some(now + every);
                 }
             }
+            // The write passes above may have taken milliseconds: the wait counts from
+            // now, not from when they began, or every packet due meanwhile goes out that
+            // much later still.
+            let polled_at = self.now();
             // A packet the far device refused is due already: wait a little, not at all.
             let wake = if retry {
-                Some(now + RETRY.as_nanos() as u64)
+                Some(polled_at + RETRY.as_nanos() as u64)
             } else {
                 self.directions
                     .iter()
@@ -142,15 +146,12 @@ impl Forwarder {
                     .chain(next_stats)
                     .min()
             };
-            let timeout = if unread.contains(&true) {
-                Some(Duration::ZERO)
-            } else {
-                wake.map(|at| Duration::from_nanos(at.saturating_sub(now)))
-            };
+            let deadline = poll_deadline(wake, polled_at, unread.contains(&true));
+            let timeout = deadline.map(|at| Duration::from_nanos(at - polled_at));
             match poll.poll(&mut events, timeout) {
                 Ok(()) => {
                     // Woken later than asked: the host's CPUs were busy elsewhere.
-                    if let Some(meant) = wake {
+                    if let Some(meant) = deadline {
                         let overslept = self.now().saturating_sub(meant);
                         for direction in &mut self.directions {
                             let counters = &mut direction.counters;
@@ -369,6 +370,17 @@ fn largest_frame(options: &Options) -> usize {
     }
 }
 
+/// When the loop, polling at `polled_at`, should wake up at the latest: at once when a
+/// device may still hold packets (`unread`), else at `wake` (the next packet due, a
+/// retry, or the next statistics), never before `polled_at`; None to wait for events only.
+fn poll_deadline(wake: Option<u64>, polled_at: u64, unread: bool) -> Option<u64> {
+    if unread {
+        Some(polled_at)
+    } else {
+        wake.map(|at| at.max(polled_at))
+    }
+}
+
 /// Whether a packet due `behind_ns` ago is dropped rather than delivered late. Without a
 /// rate limit nothing else bounds the backlog when packets come in faster than the far
 /// side takes them. With one, the shaper's queue bounds it, and a packet this forwarder
@@ -449,5 +461,16 @@ mod tests {
         };
         assert!(!drops_as_late(&shaping, 100 * MS));
         assert!(drops_as_late(&shaping, 101 * MS));
+    }
+
+    #[test]
+    fn the_wait_counts_from_when_the_loop_polls() {
+        // Loop began at 0, writing took until 5 ms, the next packet is due at 3 ms: due
+        // already, so no wait at all (the stale start would have waited 3 ms more).
+        assert_eq!(poll_deadline(Some(3 * MS), 5 * MS, false), Some(5 * MS));
+        assert_eq!(poll_deadline(Some(8 * MS), 5 * MS, false), Some(8 * MS));
+        assert_eq!(poll_deadline(Some(8 * MS), 5 * MS, true), Some(5 * MS));
+        assert_eq!(poll_deadline(None, 5 * MS, true), Some(5 * MS));
+        assert_eq!(poll_deadline(None, 5 * MS, false), None);
     }
 }
