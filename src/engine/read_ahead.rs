@@ -140,6 +140,12 @@ impl ReadAhead {
         self.outstanding.iter().any(|o| o.resent)
     }
 
+    /// The offset of the slow fetch that `next_fetch` would send again now, so that the
+    /// caller can ask first whether its connection stalled.
+    pub fn slow_fetch_offset(&self, position: i64, now: Instant) -> Option<i64> {
+        self.slow_fetch_at(position, now).map(|o| o.offset)
+    }
+
     /// Bytes the fetches on their way may bring.
     pub fn outstanding_bytes(&self) -> usize {
         self.outstanding.iter().map(|o| o.max_bytes).sum()
@@ -947,6 +953,8 @@ mod tests {
             "other partitions are sent again: {held_back:?}"
         );
         assert!(!read_ahead.resending());
+        assert_eq!(read_ahead.slow_fetch_offset(0, t0 + 2 * second), None);
+        assert_eq!(read_ahead.slow_fetch_offset(0, t0 + 3 * second), Some(0));
         let hedge = slow(&read_ahead, 3 * second).unwrap();
         assert_eq!(
             (hedge.offset, hedge.max_bytes, hedge.ahead),
@@ -977,6 +985,11 @@ mod tests {
                 .unwrap()
         };
         assert!(!next(2 * second).hedge, "not slow yet");
+        // The caller asks about the connection of the fetch at 990, the one it waits for.
+        assert_eq!(
+            read_ahead.slow_fetch_offset(985, t0 + 3 * second),
+            Some(990)
+        );
         let hedge = next(3 * second);
         assert!(hedge.hedge, "{hedge:?}");
         assert_eq!(

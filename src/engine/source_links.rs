@@ -64,6 +64,9 @@ pub struct SourceLinks {
     brokers: BTreeMap<i32, BrokerLink>,
     /// Bytes received so far per (broker, lane) connection, to count each period's share.
     received: HashMap<(i32, u16), u64>,
+    /// Whether each (broker, lane) connection received data in order in the latest
+    /// period: a loss holds the stream back until its retransmission arrives.
+    moved: HashMap<(i32, u16), bool>,
     limit: Limit,
 }
 
@@ -81,6 +84,7 @@ impl SourceLinks {
             autotune_receive_max,
             brokers: BTreeMap::new(),
             received: HashMap::new(),
+            moved: HashMap::new(),
             limit: Limit::None,
         }
     }
@@ -116,6 +120,7 @@ impl SourceLinks {
             .bytes_received
             .checked_sub(before)
             .unwrap_or(tcp.bytes_received);
+        self.moved.insert((broker, lane), new_bytes > 0);
         let link = self.broker(broker);
         link.bytes += new_bytes;
         if new_bytes > 0 {
@@ -131,6 +136,12 @@ impl SourceLinks {
     /// A fetch to `broker` could not go out for lack of room in the memory budget.
     pub fn on_held_for_memory(&mut self, broker: i32) {
         self.broker(broker).held_for_memory = true;
+    }
+
+    /// Whether fetch connection `lane` to `broker` received data in order in the latest
+    /// period measured; `None` before its first measurement.
+    pub fn moved_last_period(&self, broker: i32, lane: u16) -> Option<bool> {
+        self.moved.get(&(broker, lane)).copied()
     }
 
     /// The longest round trip to any source broker, once measured.
@@ -280,6 +291,25 @@ mod tests {
         links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 140_000_000));
         assert_eq!(links.evaluate(&flow(false)), vec![]);
         assert_eq!(links.limit(), &Limit::None);
+    }
+
+    #[test]
+    fn a_connection_whose_stream_stood_still_for_a_period_did_not_move() {
+        let mut links = SourceLinks::new("A", Some(2), None, Some(32 << 20));
+        assert_eq!(links.moved_last_period(1, 0), None, "not measured yet");
+        links.on_tcp_stats(1, 0, tcp(300, 6 << 20, 5_000_000));
+        links.on_tcp_stats(1, 1, tcp(300, 6 << 20, 5_000_000));
+        assert_eq!(links.moved_last_period(1, 1), Some(true));
+        // Lane 0 keeps receiving; lane 1 waits for a retransmission, so the bytes it
+        // received in order stand still.
+        links.on_tcp_stats(1, 0, tcp(300, 6 << 20, 9_000_000));
+        links.on_tcp_stats(1, 1, tcp(300, 6 << 20, 5_000_000));
+        assert_eq!(links.moved_last_period(1, 0), Some(true));
+        assert_eq!(links.moved_last_period(1, 1), Some(false));
+        // A new connection on lane 1 counts from zero again, and it received data.
+        links.on_tcp_stats(1, 1, tcp(300, 6 << 20, 100_000));
+        assert_eq!(links.moved_last_period(1, 1), Some(true));
+        assert_eq!(links.moved_last_period(2, 1), None, "another broker");
     }
 
     #[test]
