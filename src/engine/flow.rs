@@ -554,6 +554,10 @@ impl FlowRunner {
             .retain(|_, connection| connection.is_alive());
         for (&(broker, lane), connection) in &self.fetch_connections {
             if let Some(stats) = connection.tcp_stats() {
+                // One connection held back while the others carry the link shows here.
+                tracing::debug!(flow = %self.spec.name(), broker, lane,
+                    received_bytes = stats.bytes_received,
+                    rtt_ms = stats.rtt.as_millis() as u64, "fetch connection");
                 self.links.on_tcp_stats(broker, lane, stats);
             }
         }
@@ -632,14 +636,14 @@ impl FlowRunner {
     }
 
     /// Whether the connection that partition `index`'s fetch at `offset` went out on
-    /// brought data in order over the latest period. Such a fetch is slow for sharing a
-    /// full link, not held back by a loss: a second sending would only crowd the link
+    /// kept pace with the others over the latest period. Such a fetch is slow for sharing
+    /// a full link, not held back by losses: a second sending would only crowd the link
     /// (from a cubic source at 300 ms, 62 were sent, 255 MiB twice, while the link
     /// carried 115 MiB/s in the middle of the copy). Unmeasured: false.
-    fn fetch_connection_moved(&self, index: usize, offset: i64) -> bool {
+    fn fetch_connection_kept_pace(&self, index: usize, offset: i64) -> bool {
         self.fetch_lanes
             .get(&(index, offset))
-            .and_then(|&(broker, lane)| self.links.moved_last_period(broker, lane))
+            .and_then(|&(broker, lane)| self.links.kept_pace_last_period(broker, lane))
             .unwrap_or(false)
     }
 
@@ -793,7 +797,7 @@ impl FlowRunner {
                     && !slot
                         .read_ahead
                         .slow_fetch_offset(slot.state.fetch_position(), now)
-                        .is_some_and(|offset| self.fetch_connection_moved(index, offset));
+                        .is_some_and(|offset| self.fetch_connection_kept_pace(index, offset));
                 let Some(next) = slot.read_ahead.next_fetch(
                     slot.state.fetch_position(),
                     slot.state.high_watermark(),

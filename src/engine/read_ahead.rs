@@ -141,7 +141,7 @@ impl ReadAhead {
     }
 
     /// The offset of the slow fetch that `next_fetch` would send again now, so that the
-    /// caller can ask first whether its connection stalled.
+    /// caller can ask first whether its connection fell behind the others.
     pub fn slow_fetch_offset(&self, position: i64, now: Instant) -> Option<i64> {
         self.slow_fetch_at(position, now).map(|o| o.offset)
     }
@@ -385,11 +385,15 @@ impl ReadAhead {
             .bytes_per_offset
             .filter(|_| full_size && !self.seeded)
             .map(|per_offset| offset.saturating_add((max_bytes as f64 / per_offset) as i64));
+        // Covering as `first_uncovered` counts it: a second sending at the position is
+        // one of the fetch sent into the position's batch too, or it would go out again
+        // on every lane of every round while that fetch stays slow.
+        let batch_offsets = self.batch_offsets();
         let mut hedged = false;
         for covering in self
             .outstanding
             .iter_mut()
-            .filter(|o| o.offset <= offset && offset < o.estimated_end)
+            .filter(|o| o.offset - batch_offsets <= offset && offset < o.estimated_end)
         {
             covering.hedged = true;
             hedged = true;
@@ -979,23 +983,27 @@ mod tests {
         // placed in: that fetch brings the position's batch, and answers behind it wait.
         read_ahead.on_sent(990, 100_000, true, t0);
         read_ahead.hold(3_000, None, log_from(3_000, 3, 10), None);
-        let next = |after: Duration| {
+        let next = |read_ahead: &ReadAhead, after: Duration| {
             read_ahead
                 .next_fetch(985, Some(10_000), 100_000, t0 + after, true)
                 .unwrap()
         };
-        assert!(!next(2 * second).hedge, "not slow yet");
+        assert!(!next(&read_ahead, 2 * second).hedge, "not slow yet");
         // The caller asks about the connection of the fetch at 990, the one it waits for.
         assert_eq!(
             read_ahead.slow_fetch_offset(985, t0 + 3 * second),
             Some(990)
         );
-        let hedge = next(3 * second);
+        let hedge = next(&read_ahead, 3 * second);
         assert!(hedge.hedge, "{hedge:?}");
         assert_eq!(
             (hedge.offset, hedge.max_bytes, hedge.ahead),
             (985, 100_000, false)
         );
+        read_ahead.on_sent(hedge.offset, hedge.max_bytes, true, t0 + 3 * second);
+        assert!(read_ahead.resending());
+        assert_eq!(read_ahead.slow_fetch_offset(985, t0 + 9 * second), None);
+        assert!(!next(&read_ahead, 9 * second).hedge, "sent twice at most");
     }
 
     #[test]

@@ -16,6 +16,13 @@ use super::stats::count;
 /// with so little waiting says nothing about windows.
 const MIN_BACKLOG_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
 
+/// A connection that received less than this fraction of what its broker's median
+/// connection did in a period counts as held back, not as sharing the link: one recovering
+/// from losses at 300 ms received 0-0.1 MB per second for 3 s while the others carried
+/// 3-7 MB each (and then 0.1-0.9 MB per second alone), so the fetch that the partition's
+/// answers waited for took 12 s.
+const HELD_BACK_FRACTION: u64 = 4;
+
 /// True when the source held more than twice what the link carried per round trip: then
 /// the link, not the supply of data, set the pace.
 fn backlogged(backlog_bytes: u64, rate: f64, rtt: Duration) -> bool {
@@ -64,9 +71,9 @@ pub struct SourceLinks {
     brokers: BTreeMap<i32, BrokerLink>,
     /// Bytes received so far per (broker, lane) connection, to count each period's share.
     received: HashMap<(i32, u16), u64>,
-    /// Whether each (broker, lane) connection received data in order in the latest
-    /// period: a loss holds the stream back until its retransmission arrives.
-    moved: HashMap<(i32, u16), bool>,
+    /// Bytes each (broker, lane) connection received in order in the latest period: a
+    /// loss holds the stream back until its retransmission arrives.
+    received_last_period: HashMap<(i32, u16), u64>,
     limit: Limit,
 }
 
@@ -84,7 +91,7 @@ impl SourceLinks {
             autotune_receive_max,
             brokers: BTreeMap::new(),
             received: HashMap::new(),
-            moved: HashMap::new(),
+            received_last_period: HashMap::new(),
             limit: Limit::None,
         }
     }
@@ -120,7 +127,7 @@ impl SourceLinks {
             .bytes_received
             .checked_sub(before)
             .unwrap_or(tcp.bytes_received);
-        self.moved.insert((broker, lane), new_bytes > 0);
+        self.received_last_period.insert((broker, lane), new_bytes);
         let link = self.broker(broker);
         link.bytes += new_bytes;
         if new_bytes > 0 {
@@ -138,10 +145,26 @@ impl SourceLinks {
         self.broker(broker).held_for_memory = true;
     }
 
-    /// Whether fetch connection `lane` to `broker` received data in order in the latest
-    /// period measured; `None` before its first measurement.
-    pub fn moved_last_period(&self, broker: i32, lane: u16) -> Option<bool> {
-        self.moved.get(&(broker, lane)).copied()
+    /// Whether fetch connection `lane` to `broker` kept pace with others sharing the
+    /// link in the latest period measured: it received data in order, at least a quarter
+    /// of what the median of the broker's connections that received anything did. Alone
+    /// in receiving anything it shared the link with nobody (at a copy's end, the others
+    /// done, a connection recovering from losses trickled 0.1-0.9 MB per second for 9 s):
+    /// it did not. `None` before its first measurement.
+    pub fn kept_pace_last_period(&self, broker: i32, lane: u16) -> Option<bool> {
+        let bytes = *self.received_last_period.get(&(broker, lane))?;
+        let mut receiving: Vec<u64> = self
+            .received_last_period
+            .iter()
+            .filter(|(&(other, _), &received)| other == broker && received > 0)
+            .map(|(_, &received)| received)
+            .collect();
+        if bytes == 0 || receiving.len() < 2 {
+            return Some(false);
+        }
+        receiving.sort_unstable();
+        let median = receiving[receiving.len() / 2];
+        Some(bytes.saturating_mul(HELD_BACK_FRACTION) >= median)
     }
 
     /// The longest round trip to any source broker, once measured.
@@ -294,22 +317,51 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_whose_stream_stood_still_for_a_period_did_not_move() {
-        let mut links = SourceLinks::new("A", Some(2), None, Some(32 << 20));
-        assert_eq!(links.moved_last_period(1, 0), None, "not measured yet");
-        links.on_tcp_stats(1, 0, tcp(300, 6 << 20, 5_000_000));
-        links.on_tcp_stats(1, 1, tcp(300, 6 << 20, 5_000_000));
-        assert_eq!(links.moved_last_period(1, 1), Some(true));
-        // Lane 0 keeps receiving; lane 1 waits for a retransmission, so the bytes it
-        // received in order stand still.
+    fn a_connection_whose_stream_stood_still_for_a_period_did_not_keep_pace() {
+        let mut links = SourceLinks::new("A", Some(3), None, Some(32 << 20));
+        assert_eq!(links.kept_pace_last_period(1, 0), None, "not measured yet");
+        for lane in 0..3 {
+            links.on_tcp_stats(1, lane, tcp(300, 6 << 20, 5_000_000));
+        }
+        assert_eq!(links.kept_pace_last_period(1, 1), Some(true));
+        // Lanes 0 and 2 keep receiving; lane 1 waits for a retransmission, so the bytes
+        // it received in order stand still.
         links.on_tcp_stats(1, 0, tcp(300, 6 << 20, 9_000_000));
         links.on_tcp_stats(1, 1, tcp(300, 6 << 20, 5_000_000));
-        assert_eq!(links.moved_last_period(1, 0), Some(true));
-        assert_eq!(links.moved_last_period(1, 1), Some(false));
-        // A new connection on lane 1 counts from zero again, and it received data.
-        links.on_tcp_stats(1, 1, tcp(300, 6 << 20, 100_000));
-        assert_eq!(links.moved_last_period(1, 1), Some(true));
-        assert_eq!(links.moved_last_period(2, 1), None, "another broker");
+        links.on_tcp_stats(1, 2, tcp(300, 6 << 20, 9_000_000));
+        assert_eq!(links.kept_pace_last_period(1, 0), Some(true));
+        assert_eq!(links.kept_pace_last_period(1, 1), Some(false));
+        // A new connection on lane 1 counts from zero again, and it received its share.
+        links.on_tcp_stats(1, 1, tcp(300, 6 << 20, 4_000_000));
+        assert_eq!(links.kept_pace_last_period(1, 1), Some(true));
+        assert_eq!(links.kept_pace_last_period(2, 1), None, "another broker");
+    }
+
+    #[test]
+    fn a_connection_that_trickles_while_the_others_carry_the_link_did_not_keep_pace() {
+        const MB: u64 = 1_000_000;
+        let mut links = SourceLinks::new("A", Some(5), None, Some(32 << 20));
+        let mut received = [0; 5];
+        let mut period = |links: &mut SourceLinks, rates: [u64; 5]| {
+            for (lane, rate) in rates.into_iter().enumerate() {
+                received[lane] += rate;
+                links.on_tcp_stats(1, lane as u16, tcp(300, 6 << 20, received[lane]));
+            }
+        };
+        // Lane 4 recovers from losses: 0.8 MB in a second while the others carry 3-4 MB.
+        period(&mut links, [3 * MB, 4 * MB, 4 * MB, 3_600_000, 800_000]);
+        assert_eq!(links.kept_pace_last_period(1, 4), Some(false));
+        // Sharing the link unevenly is keeping pace: a quarter of the median or more.
+        period(&mut links, [3 * MB, 4 * MB, 4 * MB, 3_600_000, MB]);
+        assert_eq!(links.kept_pace_last_period(1, 4), Some(true));
+        // Idle connections (nothing asked of them) do not lower the median.
+        period(&mut links, [0, 0, 4 * MB, 3_600_000, 800_000]);
+        assert_eq!(links.kept_pace_last_period(1, 4), Some(false));
+        assert_eq!(links.kept_pace_last_period(1, 0), Some(false));
+        // Alone in receiving anything, the others done: nobody to share the link with.
+        period(&mut links, [0, 0, 0, 0, 100_000]);
+        assert_eq!(links.kept_pace_last_period(1, 4), Some(false));
+        assert_eq!(links.kept_pace_last_period(2, 4), None, "another broker");
     }
 
     #[test]
