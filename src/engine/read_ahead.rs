@@ -87,6 +87,15 @@ struct Outstanding {
     resent: bool,
 }
 
+impl Outstanding {
+    /// The offsets this fetch is taken to cover, `batch_offsets` (a batch's worth) before
+    /// its own included: sent into the batch an answer was cut in, it brings that batch
+    /// whole. Gap-finding, slowness and second sendings all count covering this way.
+    fn covered(&self, batch_offsets: i64) -> std::ops::Range<i64> {
+        self.offset - batch_offsets..self.estimated_end
+    }
+}
+
 /// A fetch that was answered or failed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Answered {
@@ -281,7 +290,10 @@ impl ReadAhead {
         let mut ranges: Vec<(i64, i64)> = self
             .outstanding
             .iter()
-            .map(|o| (o.offset - batch_offsets, o.estimated_end))
+            .map(|o| {
+                let covered = o.covered(batch_offsets);
+                (covered.start, covered.end)
+            })
             .chain(self.held.values().map(|h| (h.start, h.end)))
             .collect();
         ranges.sort_unstable();
@@ -365,8 +377,7 @@ impl ReadAhead {
         let batch_offsets = self.batch_offsets();
         self.outstanding.iter().find(|o| {
             !o.hedged
-                && o.offset - batch_offsets <= position
-                && position < o.estimated_end
+                && o.covered(batch_offsets).contains(&position)
                 && now.saturating_duration_since(o.sent_at).as_secs_f64()
                     > HEDGE_AFTER_TYPICAL * typical
         })
@@ -385,15 +396,15 @@ impl ReadAhead {
             .bytes_per_offset
             .filter(|_| full_size && !self.seeded)
             .map(|per_offset| offset.saturating_add((max_bytes as f64 / per_offset) as i64));
-        // Covering as `first_uncovered` counts it: a second sending at the position is
-        // one of the fetch sent into the position's batch too, or it would go out again
-        // on every lane of every round while that fetch stays slow.
+        // A second sending at the position is one of the fetch sent into the position's
+        // batch too, or it would go out again on every lane of every round while that
+        // fetch stays slow.
         let batch_offsets = self.batch_offsets();
         let mut hedged = false;
         for covering in self
             .outstanding
             .iter_mut()
-            .filter(|o| o.offset - batch_offsets <= offset && offset < o.estimated_end)
+            .filter(|o| o.covered(batch_offsets).contains(&offset))
         {
             covering.hedged = true;
             hedged = true;
