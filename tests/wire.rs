@@ -13,7 +13,7 @@ use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, FetchRequest, FetchResponse, ProduceResponse, TopicName,
+    ApiKey, BrokerId, CreateTopicsRequest, FetchRequest, FetchResponse, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -436,6 +436,93 @@ async fn vectored_produce_at_each_version_lands_and_fetches_back() {
     assert_eq!(offsets, (0..expected as i64).collect::<Vec<_>>());
     let read: Vec<Sent> = read.into_iter().map(|(_, r)| r).collect();
     assert_eq!(read, sent_records);
+}
+
+#[tokio::test]
+async fn a_retired_lane_gets_a_new_connection_while_the_old_one_finishes_its_request() {
+    let cluster = client();
+    let topic = unique("wire-retire");
+    create_topic(&cluster, &topic, 1).await;
+    let snapshot = cluster.metadata();
+    let leader = snapshot.leader(&topic, 0).expect("leader known");
+    let old = cluster
+        .connection_lane(leader, Purpose::Fetch, 3)
+        .await
+        .unwrap();
+    // An empty partition: the broker holds the fetch for its whole wait.
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(1_500)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+            .with_topic_id(snapshot.topics[&topic].topic_id)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    // Right after its creation the leader may not lead the partition yet.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = old
+            .request(request.clone().with_max_wait_ms(0))
+            .await
+            .unwrap();
+        let code = answer.responses[0].partitions[0].error_code;
+        if code == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the partition stayed unavailable: {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent = Instant::now();
+    let on_its_way = tokio::spawn({
+        let old = old.clone();
+        async move { old.request(request).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    cluster.retire_lane(leader, Purpose::Fetch, 3);
+    let new = cluster
+        .connection_lane(leader, Purpose::Fetch, 3)
+        .await
+        .unwrap();
+    assert!(
+        !new.is_same(&old),
+        "the retired lane opened a new connection"
+    );
+    let again = cluster
+        .connection_lane(leader, Purpose::Fetch, 3)
+        .await
+        .unwrap();
+    assert!(
+        again.is_same(&new),
+        "the new connection is the lane's from now on"
+    );
+    let other_lane = cluster
+        .connection_lane(leader, Purpose::Fetch, 2)
+        .await
+        .unwrap();
+    assert!(!other_lane.is_same(&new) && !other_lane.is_same(&old));
+
+    let answer = on_its_way
+        .await
+        .unwrap()
+        .expect("the old connection answers the fetch it carried");
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "the broker held the fetch across the retirement"
+    );
+    assert_eq!(answer.error_code, 0);
+    let partition = &answer.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
+    assert!(old.is_alive(), "held by this test, it stays open");
 }
 
 #[tokio::test]

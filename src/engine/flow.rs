@@ -25,6 +25,7 @@ use bytes::Bytes;
 use super::diagnosis::TimeShare;
 use super::error::EngineError;
 use super::events::{FlowEvent, RouteInfo};
+use super::fetch_lanes::{FetchLanes, LaneTicket};
 use super::fetch_session::{FetchSession, SessionRequest, Wanted};
 use super::ingest::ingest;
 use super::lanes::{
@@ -39,7 +40,7 @@ use super::partition::PartitionState;
 use super::read_ahead::{read_ahead_cap, Answered, NextFetch, ReadAhead};
 use super::routes::{Prepared, RouteSetup};
 use super::setup::{self, ProducerIdentity};
-use super::source_links::{FlowState, SourceLinks};
+use super::source_links::{FlowState, SourceLinks, TricklingLane, TRICKLING_PERIODS};
 use super::spec::{FlowSpec, StartPosition, TopicRoute};
 use super::stats::{status_line, FlowCounters, StatusSample};
 
@@ -121,8 +122,8 @@ impl Slot {
 
 enum Completion {
     Fetch {
-        broker: i32,
-        lane: u16,
+        /// The lane and connection it went out on.
+        ticket: LaneTicket,
         /// (slot, fetch offset) of each partition asked for.
         asked: Vec<(usize, i64)>,
         /// Memory-budget bytes set aside for the response.
@@ -177,10 +178,8 @@ pub struct FlowRunner {
     producer: ProducerIdentity,
     producer_reset_wanted: bool,
     producer_reset_running: bool,
-    /// Per (source broker, lane).
-    fetches_in_flight: HashMap<(i32, u16), usize>,
-    /// The (source broker, lane) each fetch on its way went out on, by (slot, offset).
-    fetch_lanes: HashMap<(usize, i64), (i32, u16)>,
+    /// Fetches on their way per (source broker, lane), and which lane each went out on.
+    fetch_lanes: FetchLanes,
     /// Per (target broker, produce connection).
     produces_in_flight: HashMap<(i32, u16), usize>,
     metadata_wanted: bool,
@@ -281,8 +280,7 @@ impl FlowRunner {
             producer,
             producer_reset_wanted: false,
             producer_reset_running: false,
-            fetches_in_flight: HashMap::new(),
-            fetch_lanes: HashMap::new(),
+            fetch_lanes: FetchLanes::default(),
             produces_in_flight: HashMap::new(),
             metadata_wanted: false,
             metadata_running: false,
@@ -561,12 +559,21 @@ impl FlowRunner {
                 self.links.on_tcp_stats(broker, lane, stats);
             }
         }
+        // A lane owed an answer the whole period when its oldest fetch on its way went out
+        // before the period and the broker's longest wait for data.
+        let owing = Instant::now()
+            .checked_sub(period + self.spec.fetch_max_wait)
+            .map(|since| self.fetch_lanes.owing_since(since))
+            .unwrap_or_default();
+        for trickling in self.links.trickling_lanes(&owing) {
+            self.replace_fetch_connection(trickling);
+        }
         // Where the budget sits each period: what a stall of the link or of the target
         // looks like from inside (`STRAIT_LOG=strait::engine::flow=debug`).
         tracing::debug!(flow = %self.spec.name(),
             awaiting_target = self.buffered_bytes, held_ahead = self.held_bytes,
             reserved_for_fetches = self.reserved_fetch_bytes,
-            fetches = self.fetches_in_flight.values().sum::<usize>(),
+            fetches = self.fetch_lanes.total_in_flight(),
             produces = self.produces_in_flight.values().sum::<usize>(),
             copied_bytes = self.counters.bytes, copied_batches = self.counters.batches,
             produce_requests = self.counters.produce_requests, "budget");
@@ -631,6 +638,30 @@ impl FlowRunner {
         }
     }
 
+    /// Gives a lane whose connection trickled a new connection. Its fetches on their way
+    /// finish on the old one, which closes after them; the one its partition waits for
+    /// counts as slow on a connection that fell behind, and may be sent again.
+    fn replace_fetch_connection(&mut self, trickling: TricklingLane) {
+        let TricklingLane {
+            broker,
+            lane,
+            received,
+            others_median,
+        } = trickling;
+        tracing::info!(flow = %self.spec.name(), broker, lane,
+            received_bytes = received, others_median_bytes = others_median,
+            "fetch connection fell behind the broker's others for {TRICKLING_PERIODS} periods in \
+             a row while it owed answers (across a long link, the sender's congestion control \
+             recovering slowly from losses): replaced by a new connection; the fetches on their \
+             way finish on the old one");
+        let key = (broker, lane);
+        self.fetch_lanes.replace(key);
+        self.fetch_sessions.remove(&key);
+        self.fetch_connections.remove(&key);
+        self.source.retire_lane(broker, Purpose::Fetch, lane);
+        self.open_lanes(broker, lane..lane + 1);
+    }
+
     fn memory_budget(&self) -> usize {
         memory_budget(self.spec.memory_budget, self.links.rtt())
     }
@@ -641,10 +672,14 @@ impl FlowRunner {
     /// (from a cubic source at 300 ms, 62 were sent, 255 MiB twice, while the link
     /// carried 115 MiB/s in the middle of the copy). Unmeasured: false.
     fn fetch_connection_kept_pace(&self, index: usize, offset: i64) -> bool {
-        self.fetch_lanes
-            .get(&(index, offset))
-            .and_then(|&(broker, lane)| self.links.kept_pace_last_period(broker, lane))
-            .unwrap_or(false)
+        match self.fetch_lanes.lane_of(index, offset) {
+            // Its connection was replaced for trickling.
+            Some((_, false)) | None => false,
+            Some(((broker, lane), true)) => self
+                .links
+                .kept_pace_last_period(broker, lane)
+                .unwrap_or(false),
+        }
     }
 
     fn waits_for_target(&self) -> bool {
@@ -738,10 +773,7 @@ impl FlowRunner {
             }
             let per_lane = fetches_per_lane(self.links.lanes(leader), partitions_led(leader));
             for lane in lanes_of_slot[index].iter() {
-                let busy = self
-                    .fetches_in_flight
-                    .get(&(leader, lane))
-                    .is_some_and(|&n| n >= per_lane);
+                let busy = self.fetch_lanes.in_flight((leader, lane)) >= per_lane;
                 if !busy {
                     by_lane.entry((leader, lane)).or_default().push(index);
                 }
@@ -752,7 +784,7 @@ impl FlowRunner {
         // (at its position, or a gap that answers read ahead wait for), and behind
         // another answer on a long link's connection it would wait seconds.
         let mut by_lane: Vec<((i32, u16), Vec<usize>)> = by_lane.into_iter().collect();
-        by_lane.sort_by_key(|(key, _)| self.fetches_in_flight.get(key).copied().unwrap_or(0));
+        by_lane.sort_by_key(|(key, _)| self.fetch_lanes.in_flight(*key));
         let resending_limit = |leader: i32| {
             (usize::from(self.links.lanes(leader)) / LANES_PER_RESENDING_PARTITION).max(1)
         };
@@ -932,10 +964,8 @@ impl FlowRunner {
                     ),
                 }
             }
-            *self.fetches_in_flight.entry((leader, lane)).or_default() += 1;
-            for &(index, offset) in &asked {
-                self.fetch_lanes.insert((index, offset), (leader, lane));
-            }
+            let ticket = self.fetch_lanes.ticket((leader, lane));
+            self.fetch_lanes.on_sent(ticket, &asked, now);
             self.reserved_fetch_bytes += max_bytes;
             let request = FetchRequest::default()
                 .with_replica_id(BrokerId(-1))
@@ -953,8 +983,7 @@ impl FlowRunner {
             self.tasks.push(Box::pin(async move {
                 let result = send_fetch(&source, leader, lane, request, announce).await;
                 Completion::Fetch {
-                    broker: leader,
-                    lane,
+                    ticket,
                     asked,
                     reserved: max_bytes,
                     sessionless,
@@ -1301,15 +1330,14 @@ impl FlowRunner {
     fn complete(&mut self, done: Completion) {
         match done {
             Completion::Fetch {
-                broker,
-                lane,
+                ticket,
                 asked,
                 reserved,
                 sessionless,
                 result,
             } => {
                 self.reserved_fetch_bytes = self.reserved_fetch_bytes.saturating_sub(reserved);
-                self.on_fetch(broker, lane, asked, sessionless, result)
+                self.on_fetch(ticket, asked, sessionless, result)
             }
             Completion::Produce {
                 broker,
@@ -1410,21 +1438,15 @@ impl FlowRunner {
 
     fn on_fetch(
         &mut self,
-        broker: i32,
-        lane: u16,
+        ticket: LaneTicket,
         asked: Vec<(usize, i64)>,
         sessionless: bool,
         result: Result<FetchedResponse, WireError>,
     ) {
-        if let Some(n) = self.fetches_in_flight.get_mut(&(broker, lane)) {
-            *n = n.saturating_sub(1);
-        }
-        for &(index, offset) in &asked {
-            // A second sending at the same offset took the entry over: it stays.
-            if self.fetch_lanes.get(&(index, offset)) == Some(&(broker, lane)) {
-                self.fetch_lanes.remove(&(index, offset));
-            }
-        }
+        let (broker, lane) = ticket.key;
+        // From a replaced connection: its answer still serves its partitions, but the
+        // lane's session and connection are the new one's.
+        let current = self.fetch_lanes.on_ended(ticket, &asked);
         let now = Instant::now();
         let mut answered: HashMap<usize, Answered> = HashMap::new();
         for &(index, offset) in &asked {
@@ -1439,6 +1461,7 @@ impl FlowRunner {
                 connection,
             }) => {
                 match self.fetch_sessions.get_mut(&(broker, lane)) {
+                    _ if !current => {}
                     Some(_) if sessionless => {}
                     Some(session) => session.on_response(response.error_code, response.session_id),
                     None => {
@@ -1446,8 +1469,16 @@ impl FlowRunner {
                             .insert((broker, lane), FetchSession::new(version));
                     }
                 }
-                self.fetch_connections.insert((broker, lane), connection);
+                if current {
+                    self.fetch_connections.insert((broker, lane), connection);
+                }
                 response
+            }
+            Err(error) if !current => {
+                // The partitions' next fetches go out on the lane's new connection.
+                tracing::debug!(flow = %self.spec.name(), broker, lane, %error,
+                    "fetch on a replaced connection failed");
+                return;
             }
             Err(error) => {
                 tracing::warn!(flow = %self.spec.name(), broker, %error, "fetch failed; retrying after backoff");

@@ -4,6 +4,7 @@
 mod diagnosis;
 mod error;
 mod events;
+mod fetch_lanes;
 mod fetch_session;
 mod flow;
 mod ingest;

@@ -3,7 +3,7 @@
 //! which feeds the lane planner and the diagnosis. Keeps no sockets: the driver reads
 //! them and hands in the figures.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use crate::wire::TcpStats;
@@ -22,6 +22,18 @@ const MIN_BACKLOG_BYTES: f64 = 4.0 * 1024.0 * 1024.0;
 /// 3-7 MB each (and then 0.1-0.9 MB per second alone), so the fetch that the partition's
 /// answers waited for took 12 s.
 const HELD_BACK_FRACTION: u64 = 4;
+
+/// Less than this in a period is no share of a link: the empty answers of partitions at
+/// their log's end, while one connection still carries data.
+const SHARE_MIN_BYTES: u64 = 64 * 1024;
+
+/// A fetch connection that fell behind the others this many periods in a row, owing an
+/// answer all along, is replaced by a new one. At 300 ms a source host's bbr, after losses
+/// on one connection, paced it at 0.1-0.5 MB/s for 20 s (its long-term, policer-proof
+/// estimate holds 48 round trips) while 31 others carried 3-4 MB/s each; a new connection
+/// takes its share within a few round trips. Losses alone hold a connection back for 2-4
+/// periods at most in the same runs.
+pub const TRICKLING_PERIODS: u32 = 5;
 
 /// True when the source held more than twice what the link carried per round trip: then
 /// the link, not the supply of data, set the pace.
@@ -62,6 +74,16 @@ pub struct FlowState {
     pub produce_connections: u16,
 }
 
+/// A fetch connection that fell behind the others for long: what it and they received in
+/// the latest period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TricklingLane {
+    pub broker: i32,
+    pub lane: u16,
+    pub received: u64,
+    pub others_median: u64,
+}
+
 #[derive(Debug)]
 pub struct SourceLinks {
     alias: String,
@@ -74,6 +96,10 @@ pub struct SourceLinks {
     /// Bytes each (broker, lane) connection received in order in the latest period: a
     /// loss holds the stream back until its retransmission arrives.
     received_last_period: HashMap<(i32, u16), u64>,
+    /// Periods in a row each connection fell behind while owing an answer.
+    trickling_periods: HashMap<(i32, u16), u32>,
+    /// Connections replaced for trickling, for the status line.
+    replaced: u64,
     limit: Limit,
 }
 
@@ -92,6 +118,8 @@ impl SourceLinks {
             brokers: BTreeMap::new(),
             received: HashMap::new(),
             received_last_period: HashMap::new(),
+            trickling_periods: HashMap::new(),
+            replaced: 0,
             limit: Limit::None,
         }
     }
@@ -147,24 +175,78 @@ impl SourceLinks {
 
     /// Whether fetch connection `lane` to `broker` kept pace with others sharing the
     /// link in the latest period measured: it received data in order, at least a quarter
-    /// of what the median of the broker's connections that received anything did. Alone
-    /// in receiving anything it shared the link with nobody (at a copy's end, the others
+    /// of what the median of the broker's other connections that carried a share did.
+    /// Alone in carrying data it shared the link with nobody (at a copy's end, the others
     /// done, a connection recovering from losses trickled 0.1-0.9 MB per second for 9 s):
     /// it did not. `None` before its first measurement.
     pub fn kept_pace_last_period(&self, broker: i32, lane: u16) -> Option<bool> {
         let bytes = *self.received_last_period.get(&(broker, lane))?;
-        let mut receiving: Vec<u64> = self
+        Some(match self.median_of_others(broker, lane) {
+            Some((median, _)) => bytes > 0 && bytes.saturating_mul(HELD_BACK_FRACTION) >= median,
+            None => false,
+        })
+    }
+
+    /// The median of what the broker's other connections that carried a share received in
+    /// the latest period, and how many they were.
+    fn median_of_others(&self, broker: i32, lane: u16) -> Option<(u64, usize)> {
+        let mut shares: Vec<u64> = self
             .received_last_period
             .iter()
-            .filter(|(&(other, _), &received)| other == broker && received > 0)
+            .filter(|(&(other_broker, other_lane), &received)| {
+                other_broker == broker && other_lane != lane && received >= SHARE_MIN_BYTES
+            })
             .map(|(_, &received)| received)
             .collect();
-        if bytes == 0 || receiving.len() < 2 {
-            return Some(false);
+        if shares.is_empty() {
+            return None;
         }
-        receiving.sort_unstable();
-        let median = receiving[receiving.len() / 2];
-        Some(bytes.saturating_mul(HELD_BACK_FRACTION) >= median)
+        shares.sort_unstable();
+        Some((shares[shares.len() / 2], shares.len()))
+    }
+
+    /// Fetch connections to replace: each fell behind at least two others of its broker
+    /// that carried a share (under a quarter of their median) in `TRICKLING_PERIODS`
+    /// periods in a row, owing an answer all along (`owing`, from before each period).
+    /// Connections that owe nothing wait for work, not for the link. Returned lanes count
+    /// afresh.
+    pub fn trickling_lanes(&mut self, owing: &BTreeSet<(i32, u16)>) -> Vec<TricklingLane> {
+        let mut lanes: Vec<(i32, u16)> = self.received_last_period.keys().copied().collect();
+        lanes.sort_unstable();
+        let mut replace = Vec::new();
+        for (broker, lane) in lanes {
+            let received = self.received_last_period[&(broker, lane)];
+            let behind = owing
+                .contains(&(broker, lane))
+                .then(|| self.median_of_others(broker, lane))
+                .flatten()
+                .filter(|&(median, others)| {
+                    others >= 2 && received.saturating_mul(HELD_BACK_FRACTION) < median
+                });
+            let periods = self.trickling_periods.entry((broker, lane)).or_default();
+            *periods = if behind.is_some() { *periods + 1 } else { 0 };
+            if let Some((others_median, _)) = behind.filter(|_| *periods >= TRICKLING_PERIODS) {
+                replace.push(TricklingLane {
+                    broker,
+                    lane,
+                    received,
+                    others_median,
+                });
+            }
+        }
+        for trickling in &replace {
+            self.forget_connection(trickling.broker, trickling.lane);
+        }
+        self.replaced += replace.len() as u64;
+        replace
+    }
+
+    /// Lane `lane` of `broker` gets a new connection: what the old one received and how
+    /// long it trickled say nothing about it.
+    pub fn forget_connection(&mut self, broker: i32, lane: u16) {
+        self.received.remove(&(broker, lane));
+        self.received_last_period.remove(&(broker, lane));
+        self.trickling_periods.remove(&(broker, lane));
     }
 
     /// The longest round trip to any source broker, once measured.
@@ -248,7 +330,8 @@ impl SourceLinks {
         &self.limit
     }
 
-    /// For the status line: "rtt 101 ms, 8 fetch connections".
+    /// For the status line: "rtt 101 ms, 8 fetch connections", and how many were replaced
+    /// for trickling.
     pub fn summary(&self) -> Option<String> {
         let rtt = self.rtt()?;
         let connections: u32 = self
@@ -256,8 +339,13 @@ impl SourceLinks {
             .values()
             .map(|link| u32::from(link.planner.lanes()))
             .sum();
+        let replaced = if self.replaced > 0 {
+            format!(" ({} replaced after falling behind)", self.replaced)
+        } else {
+            String::new()
+        };
         Some(format!(
-            "rtt {:.0} ms, {}",
+            "rtt {:.0} ms, {}{replaced}",
             rtt.as_secs_f64() * 1e3,
             count(
                 u64::from(connections),
@@ -278,6 +366,25 @@ mod tests {
             receive_buffer,
             bytes_received,
             ..TcpStats::default()
+        }
+    }
+
+    /// Each lane's bytes received in order, fed period by period to broker 1's links as
+    /// TCP_INFO counts them: from the connection's start.
+    struct Received<const LANES: usize>([u64; LANES]);
+
+    impl<const LANES: usize> Default for Received<LANES> {
+        fn default() -> Self {
+            Received([0; LANES])
+        }
+    }
+
+    impl<const LANES: usize> Received<LANES> {
+        fn next(&mut self, links: &mut SourceLinks, in_the_period: [u64; LANES]) {
+            for (lane, bytes) in in_the_period.into_iter().enumerate() {
+                self.0[lane] += bytes;
+                links.on_tcp_stats(1, lane as u16, tcp(300, 6 << 20, self.0[lane]));
+            }
         }
     }
 
@@ -341,27 +448,91 @@ mod tests {
     fn a_connection_that_trickles_while_the_others_carry_the_link_did_not_keep_pace() {
         const MB: u64 = 1_000_000;
         let mut links = SourceLinks::new("A", Some(5), None, Some(32 << 20));
-        let mut received = [0; 5];
-        let mut period = |links: &mut SourceLinks, rates: [u64; 5]| {
-            for (lane, rate) in rates.into_iter().enumerate() {
-                received[lane] += rate;
-                links.on_tcp_stats(1, lane as u16, tcp(300, 6 << 20, received[lane]));
-            }
-        };
+        let mut period = Received::<5>::default();
         // Lane 4 recovers from losses: 0.8 MB in a second while the others carry 3-4 MB.
-        period(&mut links, [3 * MB, 4 * MB, 4 * MB, 3_600_000, 800_000]);
+        period.next(&mut links, [3 * MB, 4 * MB, 4 * MB, 3_600_000, 800_000]);
         assert_eq!(links.kept_pace_last_period(1, 4), Some(false));
         // Sharing the link unevenly is keeping pace: a quarter of the median or more.
-        period(&mut links, [3 * MB, 4 * MB, 4 * MB, 3_600_000, MB]);
+        period.next(&mut links, [3 * MB, 4 * MB, 4 * MB, 3_600_000, MB]);
         assert_eq!(links.kept_pace_last_period(1, 4), Some(true));
         // Idle connections (nothing asked of them) do not lower the median.
-        period(&mut links, [0, 0, 4 * MB, 3_600_000, 800_000]);
+        period.next(&mut links, [0, 0, 4 * MB, 3_600_000, 800_000]);
         assert_eq!(links.kept_pace_last_period(1, 4), Some(false));
         assert_eq!(links.kept_pace_last_period(1, 0), Some(false));
         // Alone in receiving anything, the others done: nobody to share the link with.
-        period(&mut links, [0, 0, 0, 0, 100_000]);
+        period.next(&mut links, [0, 0, 0, 0, 100_000]);
         assert_eq!(links.kept_pace_last_period(1, 4), Some(false));
         assert_eq!(links.kept_pace_last_period(2, 4), None, "another broker");
+    }
+
+    #[test]
+    fn alone_in_carrying_data_beside_empty_answers_is_not_keeping_pace() {
+        let mut links = SourceLinks::new("A", Some(4), None, Some(32 << 20));
+        // The copy's other partitions are done: their lanes bring back empty answers.
+        for (lane, bytes) in [(0, 76), (1, 152), (2, 76), (3, 2_300_000)] {
+            links.on_tcp_stats(1, lane, tcp(300, 6 << 20, bytes));
+        }
+        assert_eq!(links.kept_pace_last_period(1, 3), Some(false));
+    }
+
+    #[test]
+    fn a_connection_left_behind_for_five_periods_while_owing_answers_is_replaced() {
+        const MB: u64 = 1_000_000;
+        let mut links = SourceLinks::new("A", Some(4), None, Some(32 << 20));
+        let mut period = Received::<4>::default();
+        let all_owe = BTreeSet::from([(1, 0), (1, 1), (1, 2), (1, 3)]);
+        // Lane 3 trickles at a tenth of the others for four periods: not yet.
+        for _ in 0..4 {
+            period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, 300_000]);
+            assert_eq!(links.trickling_lanes(&all_owe), vec![]);
+        }
+        // The fifth.
+        period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, 300_000]);
+        assert_eq!(
+            links.trickling_lanes(&all_owe),
+            vec![TricklingLane {
+                broker: 1,
+                lane: 3,
+                received: 300_000,
+                others_median: 3_500_000,
+            }]
+        );
+        assert_eq!(
+            links.summary().as_deref(),
+            Some("rtt 300 ms, 4 fetch connections (1 replaced after falling behind)")
+        );
+        // Its new connection counts from zero, with a clean record.
+        assert_eq!(links.kept_pace_last_period(1, 3), None);
+        links.on_tcp_stats(1, 3, tcp(300, 6 << 20, 2 * MB));
+        assert_eq!(links.kept_pace_last_period(1, 3), Some(true));
+    }
+
+    #[test]
+    fn only_a_connection_that_owes_answers_and_stays_behind_others_counts_as_trickling() {
+        const MB: u64 = 1_000_000;
+        let mut links = SourceLinks::new("A", Some(4), None, Some(32 << 20));
+        let mut period = Received::<4>::default();
+        let all_owe = BTreeSet::from([(1, 0), (1, 1), (1, 2), (1, 3)]);
+        let but_lane_3 = BTreeSet::from([(1, 0), (1, 1), (1, 2)]);
+        for round in 0..15 {
+            match round % 5 {
+                // Losses hold it back four periods, then it catches up.
+                0..4 => period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, 0]),
+                _ => period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, 3 * MB]),
+            }
+            assert_eq!(links.trickling_lanes(&all_owe), vec![], "round {round}");
+        }
+        // Idle, with nothing asked of it: waiting for work, not for the link.
+        for round in 0..6 {
+            period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, 0]);
+            assert_eq!(links.trickling_lanes(&but_lane_3), vec![], "idle {round}");
+        }
+        // Behind a single other connection (the others done): nothing to compare with.
+        let the_last_two = BTreeSet::from([(1, 0), (1, 3)]);
+        for round in 0..6 {
+            period.next(&mut links, [4 * MB, 0, 0, 300_000]);
+            assert_eq!(links.trickling_lanes(&the_last_two), vec![], "tail {round}");
+        }
     }
 
     #[test]

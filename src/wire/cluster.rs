@@ -172,6 +172,19 @@ impl ClusterClient {
         self.pooled(&address, purpose, lane).await
     }
 
+    /// Forgets connection number `lane` to `broker` for `purpose`: the next request on the
+    /// lane opens a new one, while requests on their way finish on the old one, which
+    /// closes once they have.
+    pub fn retire_lane(&self, broker: i32, purpose: Purpose, lane: u16) {
+        if let Some(address) = self.metadata().broker_address(broker) {
+            self.inner
+                .pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&(address, purpose, lane));
+        }
+    }
+
     /// The pooled connection to `address` ("host:port") for `purpose`, opened if needed.
     pub async fn connection_to(
         &self,

@@ -124,6 +124,11 @@ impl Connection {
         tcp_stats(self.inner.probe.as_ref()?).ok()
     }
 
+    /// Whether both handles are the same connection (pools hand out clones).
+    pub fn is_same(&self, other: &Connection) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// False once the socket failed, closed or a request timed out; open a new connection.
     pub fn is_alive(&self) -> bool {
         self.inner.pipeline.is_alive()
