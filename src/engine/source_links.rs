@@ -181,10 +181,11 @@ impl SourceLinks {
     /// it did not. `None` before its first measurement.
     pub fn kept_pace_last_period(&self, broker: i32, lane: u16) -> Option<bool> {
         let bytes = *self.received_last_period.get(&(broker, lane))?;
-        Some(match self.median_of_others(broker, lane) {
-            Some((median, _)) => bytes > 0 && bytes.saturating_mul(HELD_BACK_FRACTION) >= median,
-            None => false,
-        })
+        // The median counts only shares of 64 KiB or more: nothing received is behind it.
+        Some(
+            self.median_of_others(broker, lane)
+                .is_some_and(|(median, _)| bytes.saturating_mul(HELD_BACK_FRACTION) >= median),
+        )
     }
 
     /// The median of what the broker's other connections that carried a share received in
@@ -216,13 +217,14 @@ impl SourceLinks {
         let mut replace = Vec::new();
         for (broker, lane) in lanes {
             let received = self.received_last_period[&(broker, lane)];
-            let behind = owing
-                .contains(&(broker, lane))
-                .then(|| self.median_of_others(broker, lane))
-                .flatten()
-                .filter(|&(median, others)| {
-                    others >= 2 && received.saturating_mul(HELD_BACK_FRACTION) < median
-                });
+            let behind = if owing.contains(&(broker, lane)) {
+                self.median_of_others(broker, lane)
+                    .filter(|&(median, others)| {
+                        others >= 2 && received.saturating_mul(HELD_BACK_FRACTION) < median
+                    })
+            } else {
+                None
+            };
             let periods = self.trickling_periods.entry((broker, lane)).or_default();
             *periods = if behind.is_some() { *periods + 1 } else { 0 };
             if let Some((others_median, _)) = behind.filter(|_| *periods >= TRICKLING_PERIODS) {
@@ -243,7 +245,7 @@ impl SourceLinks {
 
     /// Lane `lane` of `broker` gets a new connection: what the old one received and how
     /// long it trickled say nothing about it.
-    pub fn forget_connection(&mut self, broker: i32, lane: u16) {
+    fn forget_connection(&mut self, broker: i32, lane: u16) {
         self.received.remove(&(broker, lane));
         self.received_last_period.remove(&(broker, lane));
         self.trickling_periods.remove(&(broker, lane));
