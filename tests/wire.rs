@@ -439,6 +439,45 @@ async fn vectored_produce_at_each_version_lands_and_fetches_back() {
 }
 
 #[tokio::test]
+async fn open_connections_of_a_purpose_carry_the_kernels_measurements() {
+    let cluster = client();
+    let leader = cluster
+        .refresh_metadata(None)
+        .await
+        .unwrap()
+        .brokers
+        .keys()
+        .copied()
+        .next()
+        .expect("a broker");
+    assert!(cluster.open_connections(Purpose::Produce).is_empty());
+    let lanes = [0u16, 1, 2];
+    for lane in lanes {
+        cluster
+            .connection_lane(leader, Purpose::Produce, lane)
+            .await
+            .unwrap();
+    }
+    cluster
+        .connection_lane(leader, Purpose::Fetch, 0)
+        .await
+        .unwrap();
+    let produce = cluster.open_connections(Purpose::Produce);
+    assert_eq!(produce.len(), lanes.len());
+    for connection in &produce {
+        let stats = connection
+            .tcp_stats()
+            .expect("TCP_INFO of a live connection");
+        // The version exchange crossed it: the kernel has a round trip and buffers.
+        assert!(!stats.round_trip().is_zero(), "{stats:?}");
+        assert!(stats.send_buffer > 0, "{stats:?}");
+    }
+    assert_eq!(cluster.open_connections(Purpose::Fetch).len(), 1);
+    cluster.retire_lane(leader, Purpose::Produce, 1);
+    assert_eq!(cluster.open_connections(Purpose::Produce).len(), 2);
+}
+
+#[tokio::test]
 async fn a_retired_lane_gets_a_new_connection_while_the_old_one_finishes_its_request() {
     let cluster = client();
     let topic = unique("wire-retire");

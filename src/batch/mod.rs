@@ -20,7 +20,7 @@ mod split;
 #[cfg(test)]
 mod kafka_fixtures;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use aborted::AbortedTransactions;
 pub use control::{control_marker, ControlMarker};
@@ -28,5 +28,7 @@ pub use error::BatchError;
 pub use header::{Compression, RecordBatch};
 pub use patch::{patch, PatchedBatch, ProducerStamp, VerifiedBatch};
 pub use records::{decode_records, encode_batch, Header, Record};
-pub use slow::{convert_legacy, rebuild, slow_reason, RebuiltBatch, SlowPathCounts, SlowReason};
+pub use slow::{
+    coalesce, convert_legacy, rebuild, slow_reason, RebuiltBatch, SlowPathCounts, SlowReason,
+};
 pub use split::{split_records, LegacyEntry, RawEntry, SplitRecords};

@@ -57,7 +57,7 @@ pub const DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER: u16 = 2;
 /// The most produce connections per target broker: beyond a few, the broker's request
 /// threads (num.io.threads, 8 by default) are shared with every other client.
 pub const MAX_PRODUCE_CONNECTIONS_PER_BROKER: u16 = 8;
-const PRODUCE_CONNECTIONS_FIX: &str = "write a count from 1 to 8 (default 2)";
+const PRODUCE_CONNECTIONS_FIX: &str = "write auto (the default: 2, and one per partition across a long link to the target) or a count from 1 to 8";
 
 /// Which cluster's defaults fill a topic configuration the source leaves at
 /// its default (MM2's `use.defaults.from`).
@@ -153,8 +153,8 @@ pub struct FlowConfig {
     pub memory_budget_bytes: Option<u64>,
     /// `strait.fetch.connections.per.broker`; None: automatic.
     pub fetch_connections_per_broker: Option<u16>,
-    /// `strait.produce.connections.per.broker`.
-    pub produce_connections_per_broker: u16,
+    /// `strait.produce.connections.per.broker`; None: automatic.
+    pub produce_connections_per_broker: Option<u16>,
     pub fetch: FetchSettings,
     /// The target cluster has `exactly.once.source.support = enabled`.
     pub exactly_once: bool,
@@ -282,7 +282,7 @@ pub(crate) struct FlowSettings {
     start_position: Option<StartPosition>,
     memory_budget_bytes: Option<u64>,
     fetch_connections_per_broker: Option<u16>,
-    produce_connections_per_broker: u16,
+    produce_connections_per_broker: Option<u16>,
 }
 
 impl Default for FlowSettings {
@@ -320,7 +320,7 @@ impl Default for FlowSettings {
             start_position: None,
             memory_budget_bytes: None,
             fetch_connections_per_broker: None,
-            produce_connections_per_broker: DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER,
+            produce_connections_per_broker: None,
         }
     }
 }
@@ -460,13 +460,17 @@ impl FlowSettings {
                 FETCH_CONNECTIONS_FIX,
             )
             .map(|n| self.fetch_connections_per_broker = Some(n as u16)),
+            PRODUCE_CONNECTIONS_PER_BROKER if raw.trim().eq_ignore_ascii_case("auto") => {
+                self.produce_connections_per_broker = None;
+                Ok(())
+            }
             PRODUCE_CONNECTIONS_PER_BROKER => parse_in_range(
                 raw,
                 1,
                 MAX_PRODUCE_CONNECTIONS_PER_BROKER.into(),
                 PRODUCE_CONNECTIONS_FIX,
             )
-            .map(|n| self.produce_connections_per_broker = n as u16),
+            .map(|n| self.produce_connections_per_broker = Some(n as u16)),
             _ => return false,
         };
         if let Err(reason) = result {
@@ -923,16 +927,13 @@ mod tests {
     #[test]
     fn produce_connections_per_broker_is_a_bounded_count() {
         let mut settings = FlowSettings::default();
-        assert_eq!(
-            settings.produce_connections_per_broker,
-            DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER
-        );
+        assert_eq!(settings.produce_connections_per_broker, None);
         assert!(apply_all(
             &mut settings,
             &[("strait.produce.connections.per.broker", "3")]
         )
         .is_empty());
-        assert_eq!(settings.produce_connections_per_broker, 3);
+        assert_eq!(settings.produce_connections_per_broker, Some(3));
         let errors = apply_all(
             &mut settings,
             &[
@@ -943,11 +944,17 @@ mod tests {
         assert_eq!(
             errors,
             vec![
-                "f:1: strait.produce.connections.per.broker: 0 is out of range — write a count from 1 to 8 (default 2)",
-                "f:2: strait.produce.connections.per.broker: 9 is out of range — write a count from 1 to 8 (default 2)",
+                "f:1: strait.produce.connections.per.broker: 0 is out of range — write auto (the default: 2, and one per partition across a long link to the target) or a count from 1 to 8",
+                "f:2: strait.produce.connections.per.broker: 9 is out of range — write auto (the default: 2, and one per partition across a long link to the target) or a count from 1 to 8",
             ]
         );
-        assert_eq!(settings.produce_connections_per_broker, 3);
+        assert_eq!(settings.produce_connections_per_broker, Some(3));
+        assert!(apply_all(
+            &mut settings,
+            &[("strait.produce.connections.per.broker", "Auto")]
+        )
+        .is_empty());
+        assert_eq!(settings.produce_connections_per_broker, None);
     }
 
     #[test]

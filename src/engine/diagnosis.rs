@@ -58,6 +58,12 @@ pub struct Observation {
     pub target_broker: Option<i32>,
     /// Produce connections per target broker.
     pub produce_connections: u16,
+    /// The round trip to the target as its produce connections measured it.
+    pub target_rtt: Option<Duration>,
+    /// Bytes per second the target acknowledged.
+    pub produce_rate: f64,
+    /// SO_SNDBUF of the produce connections as granted (largest).
+    pub target_send_buffer: usize,
 }
 
 impl Observation {
@@ -119,6 +125,16 @@ pub enum Limit {
         wait_share: f64,
         connections: u16,
     },
+    /// The flow waits for the target across a long link (a mirror beside the source):
+    /// each produce connection keeps at most its send buffer unacknowledged per round trip.
+    TargetSendWindow {
+        broker: Option<i32>,
+        rtt: Duration,
+        rate: f64,
+        window: f64,
+        connections: u16,
+        send_buffer: usize,
+    },
     SourceBroker {
         broker: i32,
         rate: f64,
@@ -151,6 +167,17 @@ pub fn diagnose(observation: &Observation) -> Limit {
     if o.target_wait_share >= TARGET_WAIT_SHARE
         || (o.held_for_memory && o.awaiting_target * 2 >= o.memory_budget)
     {
+        if let Some(rtt) = o.target_rtt.filter(|rtt| *rtt >= LONG_LINK_RTT) {
+            return Limit::TargetSendWindow {
+                broker: o.target_broker,
+                rtt,
+                rate: o.produce_rate,
+                window: o.produce_rate * rtt.as_secs_f64()
+                    / f64::from(o.produce_connections.max(1)),
+                connections: o.produce_connections,
+                send_buffer: o.target_send_buffer,
+            };
+        }
         return Limit::TargetBroker {
             broker: o.target_broker,
             waiting: o.awaiting_target,
@@ -353,6 +380,26 @@ impl fmt::Display for Limit {
                     }
                 )
             }
+            Limit::TargetSendWindow {
+                broker,
+                rtt,
+                rate,
+                window,
+                connections,
+                send_buffer,
+            } => {
+                let broker = broker.map_or_else(|| "?".to_string(), |b| b.to_string());
+                write!(
+                    f,
+                    "window-limited toward the target: {} over {connections} produce connection{} to target broker {broker} at rtt {} ms, each carrying {} per round trip; a connection keeps at most its send buffer unacknowledged (now up to {}): raise net.ipv4.tcp_wmem's maximum on this host (run {}); far below it, the target broker's socket.receive.buffer.bytes is fixed (set -1 there); a partition's batches keep to one connection, so only more partitions take more connections",
+                    megabytes(*rate),
+                    if *connections == 1 { "" } else { "s" },
+                    millis(*rtt),
+                    human_bytes(*window as u64),
+                    human_bytes(*send_buffer as u64),
+                    tune_command(*rtt)
+                )
+            }
             Limit::SourceBroker { broker, rate } => write!(
                 f,
                 "source-limited: source broker {broker} serves {} while data waits; check its load (num.io.threads, disk) or this machine's CPU",
@@ -421,6 +468,9 @@ mod tests {
             memory_budget: 64 * MIB,
             target_broker: Some(2),
             produce_connections: 2,
+            target_rtt: Some(Duration::from_micros(200)),
+            produce_rate: rate,
+            target_send_buffer: 2 * MIB,
         }
     }
 
@@ -558,6 +608,44 @@ mod tests {
         assert!(limit
             .to_string()
             .contains("strait.memory.budget.bytes=67108864"));
+    }
+
+    #[test]
+    fn waiting_for_a_target_across_a_long_link_blames_the_send_window() {
+        // Beside the source: the source is near, the produce connections cross 300 ms,
+        // two of them at about 3 MiB per round trip.
+        let beside_source = Observation {
+            awaiting_target: 20 * MIB,
+            target_wait_share: 1.0,
+            target_rtt: Some(Duration::from_millis(300)),
+            produce_rate: 20e6,
+            target_send_buffer: 4 * MIB,
+            ..wan(0, 20e6, 1)
+        };
+        let limit = diagnose(&beside_source);
+        let Limit::TargetSendWindow {
+            window,
+            connections: 2,
+            ..
+        } = limit
+        else {
+            panic!("{limit:?}");
+        };
+        assert!((window - 3e6).abs() < 1.0, "{window}");
+        let told = limit.to_string();
+        assert!(
+            told.starts_with("window-limited toward the target: 20.0 MB/s over 2 produce connections to target broker 2 at rtt 300 ms")
+                && told.contains("net.ipv4.tcp_wmem")
+                && told.contains("strait tune --rtt 300ms")
+                && told.contains("socket.receive.buffer.bytes"),
+            "{told}"
+        );
+        // Near the target, waiting for it is its own pace.
+        let near = Observation {
+            target_rtt: Some(Duration::from_millis(1)),
+            ..beside_source
+        };
+        assert!(matches!(diagnose(&near), Limit::TargetBroker { .. }));
     }
 
     #[test]

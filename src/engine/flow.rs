@@ -43,6 +43,7 @@ use super::setup::{self, ProducerIdentity};
 use super::source_links::{FlowState, SourceLinks, TricklingLane, TRICKLING_PERIODS};
 use super::spec::{FlowSpec, StartPosition, TopicRoute};
 use super::stats::{status_line, FlowCounters, StatusSample};
+use super::target_path::{produce_connections, TargetPath};
 
 /// Largest produce request strait builds; brokers drop connections over
 /// socket.request.max.bytes (100 MiB by default).
@@ -87,6 +88,9 @@ struct Slot {
     larger_fetch: bool,
     fetch_not_before: Instant,
     produce_not_before: Instant,
+    /// The produce connection its batches go out on; it changes only while none of them
+    /// is on its way, so that they arrive in sequence order.
+    produce_lane: u16,
     fetch_failures: u32,
     produce_failures: u32,
     stopped: Option<String>,
@@ -182,6 +186,10 @@ pub struct FlowRunner {
     fetch_lanes: FetchLanes,
     /// Per (target broker, produce connection).
     produces_in_flight: HashMap<(i32, u16), usize>,
+    /// The path to the target, measured on the produce connections each period.
+    target_path: TargetPath,
+    /// Bytes copied when the current measuring period began.
+    copied_at_period_start: u64,
     metadata_wanted: bool,
     metadata_running: bool,
     /// Partitions were added whose bytes per offset the source's log sizes may tell.
@@ -259,6 +267,7 @@ impl FlowRunner {
         );
         let sizing = fetch_sizing(
             None,
+            None,
             memory_budget(spec.memory_budget, None),
             1,
             1,
@@ -282,6 +291,8 @@ impl FlowRunner {
             producer_reset_running: false,
             fetch_lanes: FetchLanes::default(),
             produces_in_flight: HashMap::new(),
+            target_path: TargetPath::default(),
+            copied_at_period_start: 0,
             metadata_wanted: false,
             metadata_running: false,
             shape_probe_wanted: false,
@@ -399,6 +410,7 @@ impl FlowRunner {
                 larger_fetch: false,
                 fetch_not_before: now,
                 produce_not_before: now,
+                produce_lane: 0,
                 fetch_failures: 0,
                 produce_failures: 0,
                 stopped: None,
@@ -545,6 +557,23 @@ impl FlowRunner {
             .into_iter()
             .max_by_key(|(_, bytes)| *bytes)
             .map(|(broker, _)| broker);
+        let path_was_long = self.target_path.is_long();
+        self.target_path.observe(
+            self.target
+                .open_connections(Purpose::Produce)
+                .iter()
+                .filter_map(Connection::tcp_stats),
+        );
+        if self.target_path.is_long() && !path_was_long {
+            tracing::info!(flow = %self.spec.name(),
+                rtt_ms = self.target_path.rtt().unwrap_or_default().as_millis() as u64,
+                "long link to the target: produce connections per target broker follow its partitions, each may hold its share of the memory budget unacknowledged");
+        }
+        let produced_bytes = self
+            .counters
+            .bytes
+            .saturating_sub(self.copied_at_period_start);
+        self.copied_at_period_start = self.counters.bytes;
         while let Ok((key, connection)) = self.fetch_connected_rx.try_recv() {
             self.fetch_connections.entry(key).or_insert(connection);
         }
@@ -591,7 +620,10 @@ impl FlowRunner {
             memory_budget: self.memory_budget(),
             partition_fetch_bytes: self.sizing.partition_max_bytes,
             target_broker,
-            produce_connections: self.spec.produce_connections,
+            produce_connections: self.produce_lanes(target_broker),
+            target_rtt: self.target_path.rtt(),
+            target_send_buffer: self.target_path.send_buffer(),
+            produced_bytes,
         });
         for (broker, lanes) in changed {
             tracing::info!(flow = %self.spec.name(), broker, lanes,
@@ -605,6 +637,7 @@ impl FlowRunner {
             .sum();
         self.sizing = fetch_sizing(
             self.links.rtt(),
+            self.target_path.rtt(),
             self.memory_budget(),
             live + read_ahead_fetches,
             live,
@@ -663,7 +696,22 @@ impl FlowRunner {
     }
 
     fn memory_budget(&self) -> usize {
-        memory_budget(self.spec.memory_budget, self.links.rtt())
+        let longer = self.links.rtt().max(self.target_path.rtt());
+        memory_budget(self.spec.memory_budget, longer)
+    }
+
+    /// Produce connections to target broker `leader` (any broker: None).
+    fn produce_lanes(&self, leader: Option<i32>) -> u16 {
+        let partitions_led = self
+            .slots
+            .iter()
+            .filter(|s| s.is_live() && leader.is_none_or(|l| s.target_leader == Some(l)))
+            .count();
+        produce_connections(
+            self.spec.produce_connections,
+            self.target_path.is_long(),
+            partitions_led,
+        )
     }
 
     /// Whether the connection that partition `index`'s fetch at `offset` went out on
@@ -694,6 +742,14 @@ impl FlowRunner {
         let mut note = String::new();
         if let Some(summary) = self.links.summary() {
             note.push_str(&format!(", {summary}"));
+        }
+        if let (true, Some(rtt)) = (self.target_path.is_long(), self.target_path.rtt()) {
+            let connections = self.target_path.connections();
+            note.push_str(&format!(
+                ", target rtt {} ms, {connections} produce connection{}",
+                rtt.as_millis(),
+                if connections == 1 { "" } else { "s" }
+            ));
         }
         let limit = self.links.limit();
         if limit.is_actionable() {
@@ -999,18 +1055,41 @@ impl FlowRunner {
         }
         let now = Instant::now();
         // Each partition keeps to one of the broker's produce connections (why several:
-        // DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER), chosen by its slot's place, which never
-        // changes: its batches then arrive in sequence order, as the idempotent
-        // producer's numbering requires.
-        let lanes = self.spec.produce_connections.max(1);
+        // DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER and `target_path`) while its batches are
+        // on their way: they then arrive in sequence order, as the idempotent producer's
+        // numbering requires. Between them it takes its place among the broker's
+        // partitions modulo the connections wanted now, which grow once the path to the
+        // target turns out long.
+        let mut lanes_of: HashMap<i32, u16> = HashMap::new();
+        let mut ordinals: HashMap<i32, u16> = HashMap::new();
         let mut by_lane: BTreeMap<(i32, u16), Vec<usize>> = BTreeMap::new();
-        for (index, slot) in self.slots.iter().enumerate() {
-            let Some(leader) = slot.target_leader else {
+        for index in 0..self.slots.len() {
+            let Some(leader) = self.slots[index].target_leader else {
                 continue;
             };
-            if slot.is_live() && now >= slot.produce_not_before && slot.state.has_outgoing() {
-                let lane = (index % usize::from(lanes)) as u16;
-                by_lane.entry((leader, lane)).or_default().push(index);
+            if !self.slots[index].is_live() {
+                continue;
+            }
+            let ordinal = ordinals.entry(leader).or_default();
+            let place = *ordinal;
+            *ordinal = ordinal.wrapping_add(1);
+            let lanes = match lanes_of.get(&leader) {
+                Some(&lanes) => lanes,
+                None => {
+                    let lanes = self.produce_lanes(Some(leader)).max(1);
+                    lanes_of.insert(leader, lanes);
+                    lanes
+                }
+            };
+            let slot = &mut self.slots[index];
+            if slot.state.in_flight() == 0 {
+                slot.produce_lane = place % lanes;
+            }
+            if now >= slot.produce_not_before && slot.state.has_outgoing() {
+                by_lane
+                    .entry((leader, slot.produce_lane))
+                    .or_default()
+                    .push(index);
             }
         }
         for ((leader, lane), indexes) in by_lane {
@@ -1027,6 +1106,17 @@ impl FlowRunner {
             let mut sent = Vec::new();
             let mut request_bytes = 0;
             for index in indexes {
+                if self.target_path.is_long() {
+                    let max_batch_bytes = self.routes[self.slots[index].route].max_batch_bytes;
+                    match self.slots[index].state.merge_queued(max_batch_bytes) {
+                        Ok(merged) => self.counters.slow_path.coalesced += merged as u64,
+                        Err(error) => {
+                            let offset = self.slots[index].state.progress();
+                            self.stop_partition(index, offset, error.to_string());
+                            continue;
+                        }
+                    }
+                }
                 let Some(outgoing) = self.slots[index].state.next_outgoing() else {
                     continue;
                 };

@@ -246,7 +246,7 @@ pub fn lanes_of(ordinal: usize, partitions: usize, lanes: u16) -> LaneSet {
 }
 
 /// The flow's memory budget: as configured, else chosen by the link, larger once the
-/// source is known to be a long link away.
+/// source or the target is known to be a long link away (`rtt`: the longer path's).
 pub fn memory_budget(configured: Option<usize>, rtt: Option<Duration>) -> usize {
     match (configured, rtt) {
         (Some(bytes), _) => bytes,
@@ -276,29 +276,34 @@ pub struct FetchSizing {
 /// its transfer (a second and more at 300 ms), so a partition that waits for its buffer
 /// to drain below two fetches before asking again leaves its connections idle that long,
 /// and Linux's tcp_slow_start_after_idle then shrinks their windows on the source host
-/// too: there it may hold its share of half the budget.
+/// too: there it may hold its share of half the budget. The same share lets a partition
+/// keep its part of the bandwidth-delay product unacknowledged when the produce requests
+/// cross the long link (`target_rtt`, a mirror beside the source): near the source its
+/// fetches stay the configured size.
 pub fn fetch_sizing(
-    rtt: Option<Duration>,
+    source_rtt: Option<Duration>,
+    target_rtt: Option<Duration>,
     memory_budget: usize,
     partition_fetches: usize,
     partitions: usize,
     configured_partition_bytes: usize,
 ) -> FetchSizing {
-    match rtt {
-        Some(rtt) if rtt >= LONG_LINK_RTT => {
-            let partition_max_bytes = (memory_budget / (2 * partition_fetches.max(1)))
-                .min(MAX_PARTITION_FETCH_BYTES)
-                .max(configured_partition_bytes);
-            FetchSizing {
-                partition_max_bytes,
-                partition_buffer_cap: (memory_budget / 2 / partitions.max(1))
-                    .max(2 * partition_max_bytes),
-            }
-        }
-        _ => FetchSizing {
-            partition_max_bytes: configured_partition_bytes,
-            partition_buffer_cap: 2 * configured_partition_bytes,
-        },
+    let long = |rtt: Option<Duration>| rtt.is_some_and(|rtt| rtt >= LONG_LINK_RTT);
+    let partition_max_bytes = if long(source_rtt) {
+        (memory_budget / (2 * partition_fetches.max(1)))
+            .min(MAX_PARTITION_FETCH_BYTES)
+            .max(configured_partition_bytes)
+    } else {
+        configured_partition_bytes
+    };
+    let partition_buffer_cap = if long(source_rtt) || long(target_rtt) {
+        (memory_budget / 2 / partitions.max(1)).max(2 * partition_max_bytes)
+    } else {
+        2 * partition_max_bytes
+    };
+    FetchSizing {
+        partition_max_bytes,
+        partition_buffer_cap,
     }
 }
 
@@ -506,21 +511,35 @@ mod tests {
 
     #[test]
     fn fetches_grow_with_the_budget_on_long_links_only() {
-        let short = fetch_sizing(Some(Duration::from_micros(200)), 64 * MIB, 8, 8, MIB);
+        let short = fetch_sizing(Some(Duration::from_micros(200)), None, 64 * MIB, 8, 8, MIB);
         assert_eq!(short.partition_max_bytes, MIB);
         assert_eq!(short.partition_buffer_cap, 2 * MIB);
         assert_eq!(
-            fetch_sizing(None, 64 * MIB, 8, 8, MIB).partition_max_bytes,
+            fetch_sizing(None, None, 64 * MIB, 8, 8, MIB).partition_max_bytes,
             MIB
         );
-        let long = fetch_sizing(Some(Duration::from_millis(100)), 64 * MIB, 8, 8, MIB);
+        let long = fetch_sizing(Some(Duration::from_millis(100)), None, 64 * MIB, 8, 8, MIB);
         assert_eq!(long.partition_max_bytes, 4 * MIB);
         assert_eq!(long.partition_buffer_cap, 8 * MIB);
         // Many partitions: never below the configured size.
-        let many = fetch_sizing(Some(Duration::from_millis(100)), 64 * MIB, 1000, 1000, MIB);
+        let many = fetch_sizing(
+            Some(Duration::from_millis(100)),
+            None,
+            64 * MIB,
+            1000,
+            1000,
+            MIB,
+        );
         assert_eq!(many.partition_max_bytes, MIB);
         assert_eq!(many.partition_buffer_cap, 2 * MIB);
-        let huge = fetch_sizing(Some(Duration::from_millis(100)), 4096 * MIB, 1, 1, MIB);
+        let huge = fetch_sizing(
+            Some(Duration::from_millis(100)),
+            None,
+            4096 * MIB,
+            1,
+            1,
+            MIB,
+        );
         assert_eq!(huge.partition_max_bytes, MAX_PARTITION_FETCH_BYTES);
     }
 
@@ -530,10 +549,49 @@ mod tests {
         // partition holding two of them would stop; across the link it asks on until it
         // holds a sixteenth of the budget, so its next answers are on their way while
         // the target takes what it has.
-        let far = fetch_sizing(Some(Duration::from_millis(300)), 512 * MIB, 64, 8, MIB);
+        let far = fetch_sizing(
+            Some(Duration::from_millis(300)),
+            None,
+            512 * MIB,
+            64,
+            8,
+            MIB,
+        );
         assert_eq!(far.partition_max_bytes, 4 * MIB);
         assert_eq!(far.partition_buffer_cap, 32 * MIB);
-        let near = fetch_sizing(Some(Duration::from_micros(300)), 512 * MIB, 64, 8, MIB);
+        let near = fetch_sizing(
+            Some(Duration::from_micros(300)),
+            None,
+            512 * MIB,
+            64,
+            8,
+            MIB,
+        );
         assert_eq!(near.partition_buffer_cap, 2 * MIB);
+    }
+
+    #[test]
+    fn beside_the_source_a_partition_holds_its_share_for_a_long_path_to_the_target() {
+        // The source is near, produce requests cross 300 ms: fetches stay the configured
+        // size, and a partition may hold a sixteenth of the budget unacknowledged.
+        let beside_source = fetch_sizing(
+            Some(Duration::from_micros(300)),
+            Some(Duration::from_millis(300)),
+            512 * MIB,
+            8,
+            8,
+            MIB,
+        );
+        assert_eq!(beside_source.partition_max_bytes, MIB);
+        assert_eq!(beside_source.partition_buffer_cap, 32 * MIB);
+        let both_near = fetch_sizing(
+            Some(Duration::from_micros(300)),
+            Some(Duration::from_micros(300)),
+            512 * MIB,
+            8,
+            8,
+            MIB,
+        );
+        assert_eq!(both_near.partition_buffer_cap, 2 * MIB);
     }
 }

@@ -18,6 +18,7 @@ mod setup;
 mod source_links;
 mod spec;
 mod stats;
+mod target_path;
 
 pub use error::EngineError;
 pub use events::{FlowEvent, RouteInfo};

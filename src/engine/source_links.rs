@@ -72,6 +72,11 @@ pub struct FlowState {
     pub partition_fetch_bytes: usize,
     pub target_broker: Option<i32>,
     pub produce_connections: u16,
+    /// The round trip to the target (see `TargetPath`).
+    pub target_rtt: Option<Duration>,
+    pub target_send_buffer: usize,
+    /// Bytes the target acknowledged in the period.
+    pub produced_bytes: u64,
 }
 
 /// A fetch connection that fell behind the others for long: what it and they received in
@@ -316,6 +321,9 @@ impl SourceLinks {
                     memory_budget: flow.memory_budget,
                     target_broker: flow.target_broker,
                     produce_connections: flow.produce_connections,
+                    target_rtt: flow.target_rtt,
+                    produce_rate: flow.produced_bytes as f64 / flow.period.as_secs_f64().max(1e-3),
+                    target_send_buffer: flow.target_send_buffer,
                 })
             }
             None => Limit::None,
@@ -401,6 +409,9 @@ mod tests {
             partition_fetch_bytes: 1 << 20,
             target_broker: Some(7),
             produce_connections: 2,
+            target_rtt: None,
+            target_send_buffer: 0,
+            produced_bytes: 0,
         }
     }
 

@@ -4,9 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::config::StartPosition;
-use crate::config::{
-    ConfigPropertyFilter, TopicConfigDefaults, DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER,
-};
+use crate::config::{ConfigPropertyFilter, TopicConfigDefaults};
 use crate::wire::ConnectionConfig;
 
 /// The ListOffsets timestamp that asks for a start position.
@@ -65,8 +63,9 @@ pub struct FlowSpec {
     /// Per target broker connection.
     pub max_produce_requests_per_connection: usize,
     /// Produce connections per target broker, each carrying a fixed share of the
-    /// partitions.
-    pub produce_connections: u16,
+    /// partitions; None: as many as the path to the target needs (see
+    /// `target_path::produce_connections`).
+    pub produce_connections: Option<u16>,
     /// Fetch connections per source broker; None: as many as the measured link needs.
     pub fetch_connections: Option<u16>,
     pub status_interval: Duration,
@@ -105,7 +104,7 @@ impl FlowSpec {
             fetch_max_wait: Duration::from_millis(500),
             produce_timeout: Duration::from_secs(30),
             max_produce_requests_per_connection: 5,
-            produce_connections: DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER,
+            produce_connections: None,
             fetch_connections: None,
             status_interval: Duration::from_secs(10),
             commit_interval: Duration::from_secs(5),

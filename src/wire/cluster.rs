@@ -185,6 +185,27 @@ impl ClusterClient {
         }
     }
 
+    /// The open connections for `purpose`, leaving out any being opened right now (never
+    /// waits): the kernel's measurements on them describe the path to this cluster.
+    pub fn open_connections(&self, purpose: Purpose) -> Vec<Connection> {
+        let slots: Vec<Slot> = self
+            .inner
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|((_, slot_purpose, _), _)| *slot_purpose == purpose)
+            .map(|(_, slot)| slot.clone())
+            .collect();
+        slots
+            .iter()
+            .filter_map(|slot| {
+                let pooled = slot.try_lock().ok()?;
+                pooled.as_ref().filter(|c| c.is_alive()).cloned()
+            })
+            .collect()
+    }
+
     /// The pooled connection to `address` ("host:port") for `purpose`, opened if needed.
     pub async fn connection_to(
         &self,

@@ -49,6 +49,8 @@ pub struct Settings {
     pub tcp_alone_connections: usize,
     /// Added to every strait configuration (`--strait-set`).
     pub strait_settings: Vec<(String, String)>,
+    /// Across a WAN, strait runs in the source's namespace and produces across the link.
+    pub mirror_beside_source: bool,
 }
 
 pub struct Bench<'a> {
@@ -325,6 +327,9 @@ impl Bench<'_> {
                     target: &self.target.bootstrap,
                     long_link: self.settings.long_link,
                     strait_settings: &self.settings.strait_settings,
+                    namespace: self
+                        .source_namespace
+                        .filter(|_| self.settings.mirror_beside_source),
                     dir: self.out.to_path_buf(),
                 };
                 // Two launches: a flow with idle partitions next to busy ones would make

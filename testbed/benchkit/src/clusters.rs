@@ -54,8 +54,10 @@ impl ClusterSpec {
     /// The clusters at the two ends of the emulated WAN; the benchmark's work runs on
     /// the target's side. The source broker leaves its send buffers to the kernel's
     /// autotuning: Kafka's default of a fixed 100 KiB caps every fetch response stream
-    /// at 100 KiB per round trip (1.7 MB/s at 100 ms, see tuning/README.md).
-    pub fn wan(source_namespace: String) -> [ClusterSpec; 2] {
+    /// at 100 KiB per round trip (1.7 MB/s at 100 ms, see tuning/README.md). With the
+    /// mirror beside the source, produce requests cross the link instead, and the target
+    /// broker leaves its receive buffers to autotuning, as tuning/README.md advises.
+    pub fn wan(source_namespace: String, mirror_beside_source: bool) -> [ClusterSpec; 2] {
         [
             ClusterSpec {
                 name: "bench-wan-source",
@@ -68,7 +70,11 @@ impl ClusterSpec {
                 name: "bench-wan-target",
                 port: 29192,
                 host: wan::TARGET_HOST,
-                settings: &[DELETE_AT_ONCE],
+                settings: if mirror_beside_source {
+                    &["socket.receive.buffer.bytes=-1", DELETE_AT_ONCE]
+                } else {
+                    &[DELETE_AT_ONCE]
+                },
                 namespace: None,
             },
         ]

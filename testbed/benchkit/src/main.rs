@@ -71,6 +71,11 @@ struct Cli {
     /// profile such as tuning/wan-100ms.conf applied at both ends).
     #[arg(long)]
     wan: Option<WanSpec>,
+    /// Across a WAN, the side strait runs on: target (the default: fetches cross the
+    /// link) or source (produce requests cross it, the target broker autotunes its
+    /// receive buffers). Only strait runs beside the source.
+    #[arg(long, default_value = "target", value_parser = ["target", "source"])]
+    mirror_beside: String,
     /// Records per second of the latency load (1 KiB each).
     #[arg(long, default_value_t = 1000)]
     latency_rate: u32,
@@ -160,6 +165,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     let systems: Vec<System> = parse_list(&cli.systems)?;
+    let mirror_beside_source = cli.mirror_beside == "source";
+    if mirror_beside_source && cli.wan.is_none() {
+        anyhow::bail!("--mirror-beside source needs --wan: without a link both sides are one");
+    }
+    if mirror_beside_source && systems.iter().any(|s| *s != System::Strait) {
+        anyhow::bail!(
+            "--mirror-beside source runs strait only; write --systems strait (the Java mirrors run beside the target)"
+        );
+    }
     let workloads: Vec<Workload> = parse_list(&cli.workload)?;
     if cli.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
@@ -190,7 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let link = Link::up(&repo, spec, &out.join("wan.log"))?;
             // Before any client or child exists: they all start on the target's side.
             link.enter_target_side()?;
-            ClusterSpec::wan(wan::source_namespace())
+            ClusterSpec::wan(wan::source_namespace(), mirror_beside_source)
         }
     };
     let mut bootstraps = Vec::new();
@@ -218,6 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         target_warm_up: cli.target_warm_up.0,
         long_link: cli.wan.is_some(),
         tcp_alone_connections: cli.tcp_alone_connections,
+        mirror_beside_source,
         strait_settings: strait_settings(&cli.strait_set)?,
     };
     let bench = Bench {
@@ -313,6 +328,11 @@ fn environment(repo: &Path, cli: &Cli, stamp: &str) -> Environment {
         .unwrap_or_else(|| "unknown CPU".to_string());
     let network = match &cli.wan {
         None => "loopback network".to_string(),
+        Some(spec) if cli.mirror_beside == "source" => format!(
+            "emulated WAN {spec} (testbed/wan; source cluster and mirror in namespace {}, target cluster in {} with socket.receive.buffer.bytes=-1)",
+            wan::source_namespace(),
+            wan::target_namespace()
+        ),
         Some(spec) => format!(
             "emulated WAN {spec} (testbed/wan; source cluster in namespace {}, target cluster and mirror in {})",
             wan::source_namespace(),
@@ -341,12 +361,17 @@ fn environment(repo: &Path, cli: &Cli, stamp: &str) -> Environment {
     Environment {
         date_utc: stamp.to_string(),
         command: format!(
-            "testbed/bench --size {} --runs {} --systems {} --workload {}{}{}{}{}",
+            "testbed/bench --size {} --runs {} --systems {} --workload {}{}{}{}{}{}",
             cli.size,
             cli.runs,
             cli.systems,
             cli.workload,
             cli.wan.as_ref().map_or(String::new(), |w| format!(" --wan {w}")),
+            if cli.mirror_beside == "source" {
+                " --mirror-beside source"
+            } else {
+                ""
+            },
             if cli.target_warm_up.0 == DEFAULT_TARGET_WARM_UP {
                 String::new()
             } else {

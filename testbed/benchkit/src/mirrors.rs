@@ -28,6 +28,8 @@ pub struct MirrorJob<'a> {
     pub long_link: bool,
     /// Added to strait's configuration.
     pub strait_settings: &'a [(String, String)],
+    /// The network namespace strait runs in when not the benchmark's (beside the source).
+    pub namespace: Option<&'a str>,
     pub dir: PathBuf,
 }
 
@@ -57,10 +59,25 @@ impl MirrorJob<'_> {
         match self.system {
             System::Strait => {
                 let config = self.write("properties", &self.strait_config())?;
+                let run = ["run".to_string(), config];
+                // `ip netns exec` becomes strait, so the child's pid is strait's own.
+                let (program, args) = match self.namespace {
+                    None => (programs.strait, run.to_vec()),
+                    Some(namespace) => {
+                        let mut args = vec![
+                            "netns".to_string(),
+                            "exec".to_string(),
+                            namespace.to_string(),
+                            programs.strait.display().to_string(),
+                        ];
+                        args.extend(run);
+                        (Path::new("ip"), args)
+                    }
+                };
                 process::spawn_with_env(
                     name,
-                    programs.strait,
-                    &["run".to_string(), config],
+                    program,
+                    &args,
                     // STRAIT_LOG from the caller (e.g. strait::engine=debug) to look
                     // inside a run; info otherwise.
                     &[(
@@ -223,6 +240,7 @@ mod tests {
             target: "127.0.0.1:2",
             long_link: false,
             strait_settings: &[],
+            namespace: None,
             dir: PathBuf::from("/nonexistent"),
         }
     }
