@@ -491,12 +491,19 @@ fn copy_survives_a_cut(link: &Link, mirror_namespace: &str, dir: &std::path::Pat
             .is_ok_and(|ends| ends.iter().sum::<i64>() > 0)
     });
     wan(link, "cut");
-    // Written on the source side of the cut, so strait can only copy them after it.
+    // Written on the source side of the cut, so strait can only copy them after it; in
+    // batches of 10 records, which strait, its produce requests crossing the link too,
+    // sends merged (five batches of a partition on their way per round trip otherwise).
+    let small_batches = ProduceOptions {
+        batch_records: 10,
+        linger_ms: 0,
+        ..ProduceOptions::default()
+    };
     expected.extend(produce(
         Cluster::Source,
         &topic,
         &numbered_records("during", 5_000),
-        &options,
+        &small_batches,
     ));
     std::thread::sleep(CUT);
     wan(link, "restore");
@@ -510,6 +517,19 @@ fn copy_survives_a_cut(link: &Link, mirror_namespace: &str, dir: &std::path::Pat
     assert!(
         !log.contains("partition stopped"),
         "strait gave up a partition:\n{log}"
+    );
+    let target_rtt = log
+        .lines()
+        .filter(|line| line.contains("strait::status"))
+        .find_map(|line| millis_after(line, "target rtt "))
+        .unwrap_or_else(|| panic!("no status line with the path to the target:\n{log}"));
+    assert!(
+        target_rtt >= MIRROR_RTT_MS as f64,
+        "target rtt {target_rtt} ms on a {MIRROR_RTT_MS} ms link"
+    );
+    assert!(
+        log.contains("merged for a long link"),
+        "small batches were merged for the long path to the target:\n{log}"
     );
     let copied = read_topic(Cluster::Source, &remote);
     assert_same_records(&expected, &copied, Compare::EXACT);
