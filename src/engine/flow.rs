@@ -1082,8 +1082,15 @@ impl FlowRunner {
                 }
             };
             let slot = &mut self.slots[index];
-            if slot.state.in_flight() == 0 {
-                slot.produce_lane = place % lanes;
+            let wanted = place % lanes;
+            if slot.produce_lane != wanted {
+                // It moves once its batches on their way are answered, and sends nothing
+                // more meanwhile: under a steady backlog it would never be idle otherwise
+                // (at 100 ms all partitions stayed on the first two connections).
+                if slot.state.in_flight() > 0 {
+                    continue;
+                }
+                slot.produce_lane = wanted;
             }
             if now >= slot.produce_not_before && slot.state.has_outgoing() {
                 by_lane
