@@ -43,7 +43,7 @@ use super::setup::{self, ProducerIdentity};
 use super::source_links::{FlowState, SourceLinks, TricklingLane, TRICKLING_PERIODS};
 use super::spec::{FlowSpec, StartPosition, TopicRoute};
 use super::stats::{status_line, FlowCounters, StatusSample};
-use super::target_path::{produce_connections, TargetPath};
+use super::target_path::{produce_connections, produce_lane, TargetPath};
 
 /// Largest produce request strait builds; brokers drop connections over
 /// socket.request.max.bytes (100 MiB by default).
@@ -1082,16 +1082,11 @@ impl FlowRunner {
                 }
             };
             let slot = &mut self.slots[index];
-            let wanted = place % lanes;
-            if slot.produce_lane != wanted {
-                // It moves once its batches on their way are answered, and sends nothing
-                // more meanwhile: under a steady backlog it would never be idle otherwise
-                // (at 100 ms all partitions stayed on the first two connections).
-                if slot.state.in_flight() > 0 {
-                    continue;
-                }
-                slot.produce_lane = wanted;
-            }
+            let Some(lane) = produce_lane(slot.produce_lane, place % lanes, slot.state.in_flight())
+            else {
+                continue;
+            };
+            slot.produce_lane = lane;
             if now >= slot.produce_not_before && slot.state.has_outgoing() {
                 by_lane
                     .entry((leader, slot.produce_lane))
