@@ -1110,8 +1110,17 @@ impl FlowRunner {
             for index in indexes {
                 if self.target_path.is_long() {
                     let max_batch_bytes = self.routes[self.slots[index].route].max_batch_bytes;
+                    let before = self.slots[index].state.buffered_bytes();
                     match self.slots[index].state.merge_queued(max_batch_bytes) {
-                        Ok(merged) => self.counters.slow_path.coalesced += merged as u64,
+                        Ok(merged) => {
+                            // A merged batch is rarely the size of its parts together; the
+                            // flow's figure must follow, or acknowledgements of merged
+                            // batches would leave it drifting from what is held.
+                            let after = self.slots[index].state.buffered_bytes();
+                            self.buffered_bytes =
+                                (self.buffered_bytes + after).saturating_sub(before);
+                            self.counters.slow_path.coalesced += merged as u64;
+                        }
                         Err(error) => {
                             let offset = self.slots[index].state.progress();
                             self.stop_partition(index, offset, error.to_string());
