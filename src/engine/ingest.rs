@@ -136,7 +136,8 @@ fn take_v2(
         Some(reason) => {
             let rebuilt = rebuild(&batch, position, max_batch_bytes).map_err(failed_at)?;
             out.slow_path.count(reason);
-            push_rebuilt(rebuilt, resume_at, out).map_err(failed_at)?;
+            out.items
+                .extend(rebuilt_items(rebuilt, resume_at).map_err(failed_at)?);
         }
     }
     Ok(())
@@ -162,20 +163,24 @@ fn flush_legacy(
     run.clear();
     out.slow_path.count(SlowReason::Legacy);
     out.next_fetch_position = out.next_fetch_position.max(resume_at);
-    push_rebuilt(rebuilt, resume_at, out).map_err(|source| IngestError {
-        offset: first_offset,
-        source,
-    })
+    out.items.extend(
+        rebuilt_items(rebuilt, resume_at).map_err(|source| IngestError {
+            offset: first_offset,
+            source,
+        })?,
+    );
+    Ok(())
 }
 
-/// Rebuilt batches carry their own source offsets; the last one also covers offsets
-/// that compaction removed after its last surviving record.
-fn push_rebuilt(
+/// The items of rebuilt batches: they carry their own source offsets, and the last one
+/// also covers offsets that compaction removed after its last surviving record (up to
+/// `resume_at`); none at all leaves a skip to `resume_at`.
+pub fn rebuilt_items(
     rebuilt: Vec<RebuiltBatch>,
     resume_at: i64,
-    out: &mut Ingested,
-) -> Result<(), BatchError> {
+) -> Result<Vec<Fetched>, BatchError> {
     let count = rebuilt.len();
+    let mut items = Vec::with_capacity(count.max(1));
     for (index, piece) in rebuilt.into_iter().enumerate() {
         let (Some(&first), Some(&last)) =
             (piece.source_offsets.first(), piece.source_offsets.last())
@@ -187,7 +192,7 @@ fn push_rebuilt(
         } else {
             last + 1
         };
-        out.items.push(Fetched::Batch {
+        items.push(Fetched::Batch {
             batch: VerifiedBatch::verify(piece.batch)?,
             first_source_offset: first,
             source_offsets: Some(piece.source_offsets.into()),
@@ -195,9 +200,9 @@ fn push_rebuilt(
         });
     }
     if count == 0 {
-        out.items.push(Fetched::Skip { resume_at });
+        items.push(Fetched::Skip { resume_at });
     }
-    Ok(())
+    Ok(items)
 }
 
 #[cfg(test)]

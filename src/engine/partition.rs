@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use crate::batch::{coalesce, BatchError, RecordBatch, VerifiedBatch};
 
+use super::ingest::rebuilt_items;
+
 /// The broker remembers the last five batches of a producer per partition, so at most
 /// five sequenced-but-unsettled batches keep retries deduplicated and ordering exact.
 pub const MAX_UNSETTLED_BATCHES: usize = 5;
@@ -57,6 +59,27 @@ struct Entry {
 }
 
 impl Entry {
+    /// A fetched batch waiting to be sent; None for a skip.
+    fn queued(item: Fetched) -> Option<Entry> {
+        match item {
+            Fetched::Batch {
+                batch,
+                first_source_offset,
+                source_offsets,
+                resume_at,
+            } => Some(Entry {
+                batch: Some(batch),
+                first_source_offset,
+                source_offsets,
+                resume_at,
+                target_base_offset: -1,
+                sequence: None,
+                status: Status::Queued,
+            }),
+            Fetched::Skip { .. } => None,
+        }
+    }
+
     fn bytes(&self) -> usize {
         self.batch.as_ref().map_or(0, |b| b.len())
     }
@@ -161,22 +184,11 @@ impl PartitionState {
     pub fn accept(&mut self, fetched: Vec<Fetched>, next_fetch_position: i64) {
         for item in fetched {
             match item {
-                Fetched::Batch {
-                    batch,
-                    first_source_offset,
-                    source_offsets,
-                    resume_at,
-                } => {
-                    self.buffered_bytes += batch.len();
-                    self.window.push_back(Entry {
-                        batch: Some(batch),
-                        first_source_offset,
-                        source_offsets,
-                        resume_at,
-                        target_base_offset: -1,
-                        sequence: None,
-                        status: Status::Queued,
-                    });
+                Fetched::Batch { .. } => {
+                    if let Some(entry) = Entry::queued(item) {
+                        self.buffered_bytes += entry.bytes();
+                        self.window.push_back(entry);
+                    }
                 }
                 Fetched::Skip { resume_at } => {
                     if let Some(last) = self.window.back_mut() {
@@ -369,41 +381,27 @@ impl PartitionState {
         if end - start < 2 {
             return Ok(0);
         }
-        let run: Vec<Entry> = self.window.drain(start..end).collect();
-        let batches: Vec<&RecordBatch> = run
-            .iter()
+        let batches: Vec<&RecordBatch> = self
+            .window
+            .range(start..end)
             .filter_map(|e| e.batch.as_ref().map(VerifiedBatch::batch))
             .collect();
         let merged = coalesce(&batches, max_batch_bytes)?;
-        let resume_at = run.last().map_or(0, |e| e.resume_at);
-        let count = merged.len();
-        let mut entries = Vec::with_capacity(count);
-        for (index, piece) in merged.into_iter().enumerate() {
-            let (Some(&first), Some(&last)) =
-                (piece.source_offsets.first(), piece.source_offsets.last())
-            else {
-                continue;
-            };
-            entries.push(Entry {
-                batch: Some(VerifiedBatch::verify(piece.batch)?),
-                first_source_offset: first,
-                source_offsets: Some(piece.source_offsets.into()),
-                resume_at: if index + 1 == count {
-                    resume_at
-                } else {
-                    last + 1
-                },
-                target_base_offset: -1,
-                sequence: None,
-                status: Status::Queued,
-            });
+        let resume_at = self.window[end - 1].resume_at;
+        let entries: Vec<Entry> = rebuilt_items(merged, resume_at)?
+            .into_iter()
+            .filter_map(Entry::queued)
+            .collect();
+        if entries.is_empty() {
+            return Ok(0);
         }
-        self.buffered_bytes -= run.iter().map(Entry::bytes).sum::<usize>();
+        let merged_away: usize = self.window.drain(start..end).map(|e| e.bytes()).sum();
+        self.buffered_bytes -= merged_away;
         self.buffered_bytes += entries.iter().map(Entry::bytes).sum::<usize>();
         for (offset, entry) in entries.into_iter().enumerate() {
             self.window.insert(start + offset, entry);
         }
-        Ok(run.len())
+        Ok(end - start)
     }
 
     /// Sends in flight (for draining at shutdown).
