@@ -683,10 +683,11 @@ impl FlowRunner {
         } = trickling;
         tracing::info!(flow = %self.spec.name(), broker, lane,
             received_bytes = received, others_median_bytes = others_median,
-            "fetch connection fell behind the broker's others for {TRICKLING_PERIODS} periods in \
-             a row while it owed answers (across a long link, the sender's congestion control \
-             recovering slowly from losses): replaced by a new connection; the fetches on their \
-             way finish on the old one");
+            periods = TRICKLING_PERIODS,
+            "fetch connection received under a third of the median of the broker's others \
+             over {TRICKLING_PERIODS} periods in a row while it owed answers (across a long \
+             link, the sender's congestion control recovering slowly from losses): replaced by \
+             a new connection; the fetches on their way finish on the old one");
         let key = (broker, lane);
         self.fetch_lanes.replace(key);
         self.fetch_sessions.remove(&key);

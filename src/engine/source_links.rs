@@ -3,7 +3,7 @@
 //! which feeds the lane planner and the diagnosis. Keeps no sockets: the driver reads
 //! them and hands in the figures.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::wire::TcpStats;
@@ -27,13 +27,21 @@ const HELD_BACK_FRACTION: u64 = 4;
 /// their log's end, while one connection still carries data.
 const SHARE_MIN_BYTES: u64 = 64 * 1024;
 
-/// A fetch connection that fell behind the others this many periods in a row, owing an
-/// answer all along, is replaced by a new one. At 300 ms a source host's bbr, after losses
+/// A fetch connection that fell behind the others over this many periods in a row, owing
+/// an answer all along, is replaced by a new one. At 300 ms a source host's bbr, after losses
 /// on one connection, paced it at 0.1-0.5 MB/s for 20 s (its long-term, policer-proof
 /// estimate holds 48 round trips) while 31 others carried 3-4 MB/s each; a new connection
 /// takes its share within a few round trips. Losses alone hold a connection back for 2-4
 /// periods at most in the same runs.
-pub const TRICKLING_PERIODS: u32 = 5;
+pub const TRICKLING_PERIODS: usize = 5;
+
+/// Behind the others over `TRICKLING_PERIODS` periods means receiving less than this
+/// fraction of what their median did in the same periods, summed. A quarter in each
+/// period, five in a row, missed a connection at 300 ms that carried 0.1-1.8 MB a second
+/// all through a copy against a median of 1.5-5.4: below a quarter in some seconds, about
+/// a third in others, it held its partition's tail 4 s. Connections sharing a full link
+/// unevenly stay above a third over five seconds.
+const BEHIND_OVER_PERIODS_FRACTION: u64 = 3;
 
 /// True when the source held more than twice what the link carried per round trip: then
 /// the link, not the supply of data, set the pace.
@@ -79,8 +87,8 @@ pub struct FlowState {
     pub produced_bytes: u64,
 }
 
-/// A fetch connection that fell behind the others for long: what it and they received in
-/// the latest period.
+/// A fetch connection that fell behind the others for long: what it received and the sum
+/// of the others' medians over the `TRICKLING_PERIODS` periods it was judged on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TricklingLane {
     pub broker: i32,
@@ -101,8 +109,10 @@ pub struct SourceLinks {
     /// Bytes each (broker, lane) connection received in order in the latest period: a
     /// loss holds the stream back until its retransmission arrives.
     received_last_period: HashMap<(i32, u16), u64>,
-    /// Periods in a row each connection fell behind while owing an answer.
-    trickling_periods: HashMap<(i32, u16), u32>,
+    /// Each connection's latest periods in a row in which it owed an answer and others
+    /// carried a share: what it received and the others' median, oldest first, at most
+    /// `TRICKLING_PERIODS`.
+    compared_periods: HashMap<(i32, u16), VecDeque<(u64, u64)>>,
     /// Connections replaced for trickling, for the status line.
     replaced: u64,
     limit: Limit,
@@ -123,7 +133,7 @@ impl SourceLinks {
             brokers: BTreeMap::new(),
             received: HashMap::new(),
             received_last_period: HashMap::new(),
-            trickling_periods: HashMap::new(),
+            compared_periods: HashMap::new(),
             replaced: 0,
             limit: Limit::None,
         }
@@ -211,28 +221,39 @@ impl SourceLinks {
         Some((shares[shares.len() / 2], shares.len()))
     }
 
-    /// Fetch connections to replace: each fell behind at least two others of its broker
-    /// that carried a share (under a quarter of their median) in `TRICKLING_PERIODS`
-    /// periods in a row, owing an answer all along (`owing`, from before each period).
-    /// Connections that owe nothing wait for work, not for the link. Returned lanes count
-    /// afresh.
+    /// Fetch connections to replace: each received under a third of what the median of
+    /// at least two others of its broker that carried a share did, summed over the latest
+    /// `TRICKLING_PERIODS` periods, owing an answer all along (`owing`, from before each
+    /// period). Connections that owe nothing wait for work, not for the link; a period
+    /// without owing or without others to compare with starts the count again. Returned
+    /// lanes count afresh.
     pub fn trickling_lanes(&mut self, owing: &BTreeSet<(i32, u16)>) -> Vec<TricklingLane> {
         let mut lanes: Vec<(i32, u16)> = self.received_last_period.keys().copied().collect();
         lanes.sort_unstable();
         let mut replace = Vec::new();
         for (broker, lane) in lanes {
             let received = self.received_last_period[&(broker, lane)];
-            let behind = if owing.contains(&(broker, lane)) {
-                self.median_of_others(broker, lane)
-                    .filter(|&(median, others)| {
-                        others >= 2 && received.saturating_mul(HELD_BACK_FRACTION) < median
-                    })
-            } else {
-                None
-            };
-            let periods = self.trickling_periods.entry((broker, lane)).or_default();
-            *periods = if behind.is_some() { *periods + 1 } else { 0 };
-            if let Some((others_median, _)) = behind.filter(|_| *periods >= TRICKLING_PERIODS) {
+            let compared = owing
+                .contains(&(broker, lane))
+                .then(|| self.median_of_others(broker, lane))
+                .flatten()
+                .filter(|&(_, others)| others >= 2);
+            let periods = self.compared_periods.entry((broker, lane)).or_default();
+            match compared {
+                Some((median, _)) => {
+                    if periods.len() == TRICKLING_PERIODS {
+                        periods.pop_front();
+                    }
+                    periods.push_back((received, median));
+                }
+                None => periods.clear(),
+            }
+            if periods.len() < TRICKLING_PERIODS {
+                continue;
+            }
+            let received: u64 = periods.iter().map(|&(received, _)| received).sum();
+            let others_median: u64 = periods.iter().map(|&(_, median)| median).sum();
+            if received.saturating_mul(BEHIND_OVER_PERIODS_FRACTION) < others_median {
                 replace.push(TricklingLane {
                     broker,
                     lane,
@@ -253,7 +274,7 @@ impl SourceLinks {
     fn forget_connection(&mut self, broker: i32, lane: u16) {
         self.received.remove(&(broker, lane));
         self.received_last_period.remove(&(broker, lane));
-        self.trickling_periods.remove(&(broker, lane));
+        self.compared_periods.remove(&(broker, lane));
     }
 
     /// The longest round trip to any source broker, once measured.
@@ -313,6 +334,10 @@ impl SourceLinks {
                     // A tiny first burst is no slow source.
                     backlog: flow.backlog_bytes.is_some_and(|bytes| {
                         backlogged(bytes, link.rate, link.rtt.unwrap_or_default())
+                    }),
+                    source_backlog: flow.backlog_bytes.is_some_and(|bytes| {
+                        let not_fetched = bytes.saturating_sub(flow.awaiting_target as u64);
+                        backlogged(not_fetched, link.rate, link.rtt.unwrap_or_default())
                     }),
                     held_for_memory: self.brokers.values().any(|l| l.held_for_memory),
                     awaiting_target: flow.awaiting_target,
@@ -506,8 +531,8 @@ mod tests {
             vec![TricklingLane {
                 broker: 1,
                 lane: 3,
-                received: 300_000,
-                others_median: 3_500_000,
+                received: 1_500_000,
+                others_median: 17_500_000,
             }]
         );
         assert_eq!(
@@ -521,6 +546,47 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_slow_all_along_is_replaced_though_never_a_quarter_behind_for_long() {
+        const MB: u64 = 1_000_000;
+        let mut links = SourceLinks::new("A", Some(4), None, Some(32 << 20));
+        let mut period = Received::<4>::default();
+        let all_owe = BTreeSet::from([(1, 0), (1, 1), (1, 2), (1, 3)]);
+        // Lane 3 carries under a quarter of the median one second, over it the next.
+        let lane_3 = [300_000, 1_300_000, 300_000, 1_300_000, 300_000];
+        for (second, &received) in lane_3.iter().enumerate() {
+            period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, received]);
+            let replaced = links.trickling_lanes(&all_owe);
+            if second < 4 {
+                assert_eq!(replaced, vec![], "second {second}");
+            } else {
+                assert_eq!(
+                    replaced,
+                    vec![TricklingLane {
+                        broker: 1,
+                        lane: 3,
+                        received: 3_500_000,
+                        others_median: 17_500_000,
+                    }]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sharing_a_full_link_unevenly_is_not_falling_behind() {
+        const MB: u64 = 1_000_000;
+        let mut links = SourceLinks::new("A", Some(4), None, Some(32 << 20));
+        let mut period = Received::<4>::default();
+        let all_owe = BTreeSet::from([(1, 0), (1, 1), (1, 2), (1, 3)]);
+        // Lane 3 gets 40 % of the median over any five seconds, unevenly.
+        for second in 0..20 {
+            let lane_3 = if second % 2 == 0 { 400_000 } else { 2_400_000 };
+            period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, lane_3]);
+            assert_eq!(links.trickling_lanes(&all_owe), vec![], "second {second}");
+        }
+    }
+
+    #[test]
     fn only_a_connection_that_owes_answers_and_stays_behind_others_counts_as_trickling() {
         const MB: u64 = 1_000_000;
         let mut links = SourceLinks::new("A", Some(4), None, Some(32 << 20));
@@ -529,9 +595,10 @@ mod tests {
         let but_lane_3 = BTreeSet::from([(1, 0), (1, 1), (1, 2)]);
         for round in 0..15 {
             match round % 5 {
-                // Losses hold it back four periods, then it catches up.
+                // Losses hold its stream back four periods; what arrived behind the hole
+                // is received in order at once when the retransmission comes.
                 0..4 => period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, 0]),
-                _ => period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, 3 * MB]),
+                _ => period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, 12 * MB]),
             }
             assert_eq!(links.trickling_lanes(&all_owe), vec![], "round {round}");
         }
