@@ -47,6 +47,10 @@ pub struct Observation {
     pub autotune_receive_max: Option<usize>,
     /// Some partition lags: the source has more than was copied.
     pub backlog: bool,
+    /// The source has more than this flow fetched and holds: false when all it lags by
+    /// waits here for the target (the end of a copy across a long link to the target),
+    /// and then the source's pace says nothing.
+    pub source_backlog: bool,
     /// Some fetch waited for room in the memory budget.
     pub held_for_memory: bool,
     /// Fetched bytes waiting for the target's acknowledgement, at the end of the period.
@@ -166,6 +170,7 @@ pub fn diagnose(observation: &Observation) -> Limit {
     }
     if o.target_wait_share >= TARGET_WAIT_SHARE
         || (o.held_for_memory && o.awaiting_target * 2 >= o.memory_budget)
+        || !o.source_backlog
     {
         if let Some(rtt) = o.target_rtt.filter(|rtt| *rtt >= LONG_LINK_RTT) {
             return Limit::TargetSendWindow {
@@ -462,6 +467,7 @@ mod tests {
             receive_buffer_fixed: None,
             autotune_receive_max: Some(32 * MIB),
             backlog: true,
+            source_backlog: true,
             held_for_memory: false,
             awaiting_target: 0,
             target_wait_share: 0.0,
@@ -639,6 +645,29 @@ mod tests {
                 && told.contains("strait tune --rtt 300ms")
                 && told.contains("socket.receive.buffer.bytes"),
             "{told}"
+        );
+        // The copy's end: all the source lags by was fetched and waits for the target;
+        // nothing is left to fetch, so the source's idle connections blame nobody.
+        let draining = Observation {
+            awaiting_target: 300 * MIB,
+            target_wait_share: 0.0,
+            source_backlog: false,
+            rate: 20.0,
+            ..beside_source.clone()
+        };
+        let limit = diagnose(&draining);
+        assert!(matches!(limit, Limit::TargetSendWindow { .. }), "{limit:?}");
+        let still_fetching = Observation {
+            source_backlog: true,
+            ..draining
+        };
+        assert_eq!(
+            diagnose(&still_fetching),
+            Limit::SourceBroker {
+                broker: 1,
+                rate: 20.0
+            },
+            "data left at the source and next to none fetched"
         );
         // Near the target, waiting for it is its own pace.
         let near = Observation {
