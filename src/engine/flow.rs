@@ -772,6 +772,12 @@ impl FlowRunner {
         );
         self.slots[slot].stopped = Some(why);
         self.drop_held(slot);
+        self.release_unsent(slot);
+    }
+
+    /// A partition that sends no more gives back the budget its unsent batches held.
+    fn release_unsent(&mut self, index: usize) {
+        self.buffered_bytes -= self.slots[index].state.release_unsent();
     }
 
     /// Forgets what was read ahead for a partition that stopped or starts over.
@@ -1370,6 +1376,7 @@ impl FlowRunner {
         for slot in retiring {
             self.slots[slot].retired = true;
             self.drop_held(slot);
+            self.release_unsent(slot);
         }
         tracing::warn!(
             flow = %self.spec.name(),

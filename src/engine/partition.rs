@@ -412,6 +412,17 @@ impl PartitionState {
             .count()
     }
 
+    /// Drops the batches never sent (no sequence yet) of a partition that sends no more
+    /// (stopped for bad data, or its source topic deleted), so that they stop counting
+    /// against the memory budget; a restart fetches them again from `progress`. Batches
+    /// sent are kept: their answers still settle them. Returns the bytes released.
+    pub fn release_unsent(&mut self) -> usize {
+        let before = self.buffered_bytes;
+        self.window.retain(|entry| entry.holds_sequence());
+        self.buffered_bytes = self.window.iter().map(Entry::bytes).sum();
+        before - self.buffered_bytes
+    }
+
     /// Starts over with a new producer identity: every unacknowledged batch is queued
     /// again without a sequence. Only valid when nothing is in flight.
     pub fn reset_sequences(&mut self) {
@@ -714,6 +725,27 @@ mod tests {
         let again = state.next_outgoing().unwrap();
         assert_eq!(again.sequence, 0);
         assert_eq!(again.first_source_offset, 2);
+    }
+
+    #[test]
+    fn a_partition_that_sends_no_more_releases_its_unsent_batches_and_settles_the_sent() {
+        let mut state = PartitionState::new(0);
+        state.accept(vec![fetched(0, 2), fetched(2, 2), fetched(4, 2)], 6);
+        let held = state.buffered_bytes();
+        let sent = state.next_outgoing().unwrap();
+        let one_batch = held - state.window.iter().skip(1).map(Entry::bytes).sum::<usize>();
+        assert_eq!(state.release_unsent(), held - one_batch);
+        assert_eq!(state.buffered_bytes(), one_batch);
+        assert!(!state.has_outgoing());
+        let settled = state.on_acked(sent.sequence, 100);
+        assert_eq!(settled.records, 2);
+        assert_eq!(state.buffered_bytes(), 0);
+        assert!(state.is_idle());
+        assert_eq!(
+            state.progress(),
+            2,
+            "a restart fetches from the first batch released"
+        );
     }
 
     #[test]
