@@ -563,6 +563,7 @@ impl FlowRunner {
                 .open_connections(Purpose::Produce)
                 .iter()
                 .filter_map(Connection::tcp_stats),
+            period,
         );
         if self.target_path.is_long() && !path_was_long {
             tracing::info!(flow = %self.spec.name(),
@@ -623,6 +624,7 @@ impl FlowRunner {
             produce_connections: self.produce_lanes(target_broker),
             target_rtt: self.target_path.rtt(),
             target_send_buffer: self.target_path.send_buffer(),
+            target_settling: self.target_path.settling(),
             produced_bytes,
         });
         for (broker, lanes) in changed {

@@ -16,7 +16,7 @@ pub const MAX_LANES: u16 = MAX_FETCH_CONNECTIONS_PER_BROKER;
 /// New connections start slowly (a handshake and ApiVersions, then TCP slow start needs
 /// eight to twelve round trips to reach a few MiB of window): a growth is judged this many
 /// round trips after it, at the earliest one period after it.
-const ROUND_TRIPS_TO_SETTLE: u32 = 16;
+pub const ROUND_TRIPS_TO_SETTLE: u32 = 16;
 /// The first lane count of a long link with data waiting, before any window was
 /// measured: one lane per this much round trip. With Linux's default send buffers a
 /// connection carries up to 4 MiB per round trip, so this plans for ~400 MiB/s; more

@@ -83,6 +83,8 @@ pub struct FlowState {
     /// The round trip to the target (see `TargetPath`).
     pub target_rtt: Option<Duration>,
     pub target_send_buffer: usize,
+    /// Produce connections opened across a long path may still be in slow start.
+    pub target_settling: bool,
     /// Bytes the target acknowledged in the period.
     pub produced_bytes: u64,
 }
@@ -308,7 +310,8 @@ impl SourceLinks {
                 busiest = Some((broker, link.rate));
             }
         }
-        let settling = self.brokers.values().any(|link| link.planner.settling());
+        let settling =
+            flow.target_settling || self.brokers.values().any(|link| link.planner.settling());
         self.limit = match busiest {
             // New connections in slow start would be taken for small windows.
             _ if settling => Limit::None,
@@ -436,6 +439,7 @@ mod tests {
             produce_connections: 2,
             target_rtt: None,
             target_send_buffer: 0,
+            target_settling: false,
             produced_bytes: 0,
         }
     }
@@ -613,6 +617,31 @@ mod tests {
             period.next(&mut links, [4 * MB, 0, 0, 300_000]);
             assert_eq!(links.trickling_lanes(&the_last_two), vec![], "tail {round}");
         }
+    }
+
+    #[test]
+    fn no_verdict_while_produce_connections_across_a_long_path_start() {
+        let mut links = SourceLinks::new("A", Some(1), None, Some(32 << 20));
+        let waiting_for_a_far_target = FlowState {
+            waited_for_target: Duration::from_secs(1),
+            awaiting_target: 32 << 20,
+            target_rtt: Some(Duration::from_millis(300)),
+            produced_bytes: 900_000,
+            ..flow(true)
+        };
+        links.on_tcp_stats(1, 0, tcp(1, 6 << 20, 900_000));
+        links.evaluate(&FlowState {
+            target_settling: true,
+            ..waiting_for_a_far_target.clone()
+        });
+        assert_eq!(links.limit(), &Limit::None);
+        links.on_tcp_stats(1, 0, tcp(1, 6 << 20, 1_800_000));
+        links.evaluate(&waiting_for_a_far_target);
+        assert!(
+            matches!(links.limit(), Limit::TargetSendWindow { .. }),
+            "{:?}",
+            links.limit()
+        );
     }
 
     #[test]
