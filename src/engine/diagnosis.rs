@@ -23,6 +23,12 @@ const FEW_LANES: u16 = 4;
 /// than always, because answers read ahead arrive in bursts that fill a buffer at once
 /// and leave it empty a moment later.
 const TARGET_WAIT_SHARE: f64 = 0.5;
+/// A produce connection carrying at least half its send buffer per round trip is held by
+/// it (the reciprocal).
+const SEND_BUFFER_FULL: f64 = 2.0;
+/// A produce connection carrying at least two thirds of what its partitions may have on
+/// their way per round trip is held by that (the reciprocal).
+const BATCHES_FULL: f64 = 1.5;
 
 /// One period of a flow, as measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +74,11 @@ pub struct Observation {
     pub produce_rate: f64,
     /// SO_SNDBUF of the produce connections as granted (largest).
     pub target_send_buffer: usize,
+    /// The target topic's batch limit (max.message.bytes; the largest over the flow's).
+    pub target_batch_limit: usize,
+    /// The most one produce connection may have on its way: its partitions'
+    /// `MAX_UNSETTLED_BATCHES` batches each, of up to `target_batch_limit`.
+    pub target_in_flight_cap: usize,
 }
 
 impl Observation {
@@ -139,6 +150,26 @@ pub enum Limit {
         connections: u16,
         send_buffer: usize,
     },
+    /// The flow waits for the target across a long link, each produce connection well
+    /// below its send buffer but near what its partitions may have on their way: five
+    /// batches each (the idempotent producer's limit), of up to the target topic's
+    /// max.message.bytes.
+    TargetBatchWindow {
+        broker: Option<i32>,
+        rtt: Duration,
+        rate: f64,
+        window: f64,
+        connections: u16,
+        batch_limit: usize,
+    },
+    /// The flow waits for the target across a long link, each produce connection below
+    /// both its send buffer and its batches' limit: the link, or traffic sharing it.
+    TargetLinkFull {
+        rtt: Duration,
+        rate: f64,
+        window: f64,
+        connections: u16,
+    },
     SourceBroker {
         broker: i32,
         rate: f64,
@@ -158,7 +189,10 @@ impl Limit {
     /// True for limits worth a warning: a setting on this side or the source's lifts
     /// them. A full link is only reported.
     pub fn is_warning(&self) -> bool {
-        !matches!(self, Limit::None | Limit::LinkFull { .. })
+        !matches!(
+            self,
+            Limit::None | Limit::LinkFull { .. } | Limit::TargetLinkFull { .. }
+        )
     }
 }
 
@@ -173,14 +207,36 @@ pub fn diagnose(observation: &Observation) -> Limit {
         || !o.source_backlog
     {
         if let Some(rtt) = o.target_rtt.filter(|rtt| *rtt >= LONG_LINK_RTT) {
-            return Limit::TargetSendWindow {
-                broker: o.target_broker,
+            let window =
+                o.produce_rate * rtt.as_secs_f64() / f64::from(o.produce_connections.max(1));
+            // Linux keeps about three quarters of a send buffer as data in flight (3.0-3.3
+            // MiB of 4 MiB at 300 ms); with the buffer far above it, something else holds.
+            if window * SEND_BUFFER_FULL >= o.target_send_buffer as f64 {
+                return Limit::TargetSendWindow {
+                    broker: o.target_broker,
+                    rtt,
+                    rate: o.produce_rate,
+                    window,
+                    connections: o.produce_connections,
+                    send_buffer: o.target_send_buffer,
+                };
+            }
+            // Merged batches are rarely all at the limit (3.7-3.8 MiB of 5 at 300 ms).
+            if window * BATCHES_FULL >= o.target_in_flight_cap as f64 {
+                return Limit::TargetBatchWindow {
+                    broker: o.target_broker,
+                    rtt,
+                    rate: o.produce_rate,
+                    window,
+                    connections: o.produce_connections,
+                    batch_limit: o.target_batch_limit,
+                };
+            }
+            return Limit::TargetLinkFull {
                 rtt,
                 rate: o.produce_rate,
-                window: o.produce_rate * rtt.as_secs_f64()
-                    / f64::from(o.produce_connections.max(1)),
+                window,
                 connections: o.produce_connections,
-                send_buffer: o.target_send_buffer,
             };
         }
         return Limit::TargetBroker {
@@ -405,6 +461,38 @@ impl fmt::Display for Limit {
                     tune_command(*rtt)
                 )
             }
+            Limit::TargetBatchWindow {
+                broker,
+                rtt,
+                rate,
+                window,
+                connections,
+                batch_limit,
+            } => {
+                let broker = broker.map_or_else(|| "?".to_string(), |b| b.to_string());
+                write!(
+                    f,
+                    "batch-limited toward the target: {} over {connections} produce connection{} to target broker {broker} at rtt {} ms, each carrying {} per round trip; a partition has at most 5 batches on their way (the idempotent producer's limit), merged up to the target topic's max.message.bytes ({}): raise message.max.bytes on the target brokers (the limit of topics without their own; strait's config sync keeps a target topic's max.message.bytes at the source's unless config.properties.exclude lists it), or run strait beside the target",
+                    megabytes(*rate),
+                    if *connections == 1 { "" } else { "s" },
+                    millis(*rtt),
+                    human_bytes(*window as u64),
+                    human_bytes(*batch_limit as u64),
+                )
+            }
+            Limit::TargetLinkFull {
+                rtt,
+                rate,
+                window,
+                connections,
+            } => write!(
+                f,
+                "link-limited toward the target: {} over {connections} produce connection{} at rtt {} ms, each carrying {} per round trip, below both its send buffer and its partitions' batches: the link, or traffic sharing it, sets the pace",
+                megabytes(*rate),
+                if *connections == 1 { "" } else { "s" },
+                millis(*rtt),
+                human_bytes(*window as u64),
+            ),
             Limit::SourceBroker { broker, rate } => write!(
                 f,
                 "source-limited: source broker {broker} serves {} while data waits; check its load (num.io.threads, disk) or this machine's CPU",
@@ -477,6 +565,8 @@ mod tests {
             target_rtt: Some(Duration::from_micros(200)),
             produce_rate: rate,
             target_send_buffer: 2 * MIB,
+            target_batch_limit: MIB,
+            target_in_flight_cap: 5 * MIB,
         }
     }
 
@@ -669,6 +759,48 @@ mod tests {
             },
             "data left at the source and next to none fetched"
         );
+        // Send buffers raised (tuning/wan-300ms.conf): 8 connections, one partition each,
+        // carried 3.7-3.8 MiB per round trip with up to 69 MiB of send buffer: five merged
+        // batches of up to the target topic's 1 MiB each.
+        let tuned = Observation {
+            produce_connections: 8,
+            produce_rate: 8.0 * 3.8 * MIB as f64 / 0.3,
+            target_send_buffer: 69 * MIB,
+            target_batch_limit: MIB,
+            target_in_flight_cap: 5 * MIB,
+            ..beside_source.clone()
+        };
+        let limit = diagnose(&tuned);
+        assert!(
+            matches!(limit, Limit::TargetBatchWindow { connections: 8, .. }),
+            "{limit:?}"
+        );
+        let told = limit.to_string();
+        assert!(
+            told.starts_with("batch-limited toward the target: 106.3 MB/s over 8 produce connections to target broker 2 at rtt 300 ms, each carrying 3.8 MiB per round trip")
+                && told.contains("max.message.bytes (1.0 MiB)")
+                && told.contains("message.max.bytes on the target brokers")
+                && told.contains("beside the target"),
+            "{told}"
+        );
+        assert!(limit.is_warning());
+        // Two connections for the eight partitions may carry 20 MiB each: neither their
+        // buffers nor their batches hold them; the link does.
+        let shared_link = Observation {
+            produce_connections: 2,
+            produce_rate: 2.0 * 12.0 * MIB as f64 / 0.3,
+            target_in_flight_cap: 20 * MIB,
+            ..tuned
+        };
+        let limit = diagnose(&shared_link);
+        assert!(
+            matches!(limit, Limit::TargetLinkFull { connections: 2, .. }),
+            "{limit:?}"
+        );
+        assert!(limit
+            .to_string()
+            .starts_with("link-limited toward the target: 83.9 MB/s over 2 produce connections at rtt 300 ms, each carrying 12.0 MiB per round trip"));
+        assert!(!limit.is_warning());
         // Near the target, waiting for it is its own pace.
         let near = Observation {
             target_rtt: Some(Duration::from_millis(1)),

@@ -43,7 +43,7 @@ use super::setup::{self, ProducerIdentity};
 use super::source_links::{FlowState, SourceLinks, TricklingLane, TRICKLING_PERIODS};
 use super::spec::{FlowSpec, StartPosition, TopicRoute};
 use super::stats::{status_line, FlowCounters, StatusSample};
-use super::target_path::{produce_connections, produce_lane, TargetPath};
+use super::target_path::{in_flight_cap, produce_connections, produce_lane, TargetPath};
 
 /// Largest produce request strait builds; brokers drop connections over
 /// socket.request.max.bytes (100 MiB by default).
@@ -612,6 +612,14 @@ impl FlowRunner {
             .keys()
             .map(|&broker| (broker, self.links.lanes(broker)))
             .collect();
+        let produce_connections = self.produce_lanes(target_broker);
+        let (led_by_target, target_batch_limit) = self
+            .slots
+            .iter()
+            .filter(|s| s.is_live() && target_broker.is_some_and(|b| s.target_leader == Some(b)))
+            .fold((0, 0), |(led, limit), slot| {
+                (led + 1, limit.max(self.routes[slot.route].max_batch_bytes))
+            });
         let changed = self.links.evaluate(&FlowState {
             period,
             backlog_bytes: estimated_bytes(lag_records, &self.counters),
@@ -621,10 +629,16 @@ impl FlowRunner {
             memory_budget: self.memory_budget(),
             partition_fetch_bytes: self.sizing.partition_max_bytes,
             target_broker,
-            produce_connections: self.produce_lanes(target_broker),
+            produce_connections,
             target_rtt: self.target_path.rtt(),
             target_send_buffer: self.target_path.send_buffer(),
             target_settling: self.target_path.settling(),
+            target_batch_limit,
+            target_in_flight_cap: in_flight_cap(
+                led_by_target,
+                produce_connections,
+                target_batch_limit,
+            ),
             produced_bytes,
         });
         for (broker, lanes) in changed {

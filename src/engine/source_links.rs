@@ -85,6 +85,10 @@ pub struct FlowState {
     pub target_send_buffer: usize,
     /// Produce connections opened across a long path may still be in slow start.
     pub target_settling: bool,
+    /// The target topic's batch limit, and the most one produce connection may have on
+    /// its way (see `Observation`).
+    pub target_batch_limit: usize,
+    pub target_in_flight_cap: usize,
     /// Bytes the target acknowledged in the period.
     pub produced_bytes: u64,
 }
@@ -352,6 +356,8 @@ impl SourceLinks {
                     target_rtt: flow.target_rtt,
                     produce_rate: flow.produced_bytes as f64 / flow.period.as_secs_f64().max(1e-3),
                     target_send_buffer: flow.target_send_buffer,
+                    target_batch_limit: flow.target_batch_limit,
+                    target_in_flight_cap: flow.target_in_flight_cap,
                 })
             }
             None => Limit::None,
@@ -440,6 +446,8 @@ mod tests {
             target_rtt: None,
             target_send_buffer: 0,
             target_settling: false,
+            target_batch_limit: 1 << 20,
+            target_in_flight_cap: 5 << 20,
             produced_bytes: 0,
         }
     }

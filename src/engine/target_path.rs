@@ -15,6 +15,7 @@ use crate::config::DEFAULT_PRODUCE_CONNECTIONS_PER_BROKER;
 use crate::wire::TcpStats;
 
 use super::lanes::{LONG_LINK_RTT, ROUND_TRIPS_TO_SETTLE};
+use super::partition::MAX_UNSETTLED_BATCHES;
 
 /// The most produce connections to one target broker across a long path: as many as
 /// fetch connections to one source broker (see `MAX_FETCH_CONNECTIONS_PER_BROKER`).
@@ -99,6 +100,17 @@ pub fn produce_connections(configured: Option<u16>, long_path: bool, partitions_
     }
 }
 
+/// The most one produce connection to a broker leading `partitions_led` of the flow's
+/// partitions may have on its way: its share of them, `MAX_UNSETTLED_BATCHES` batches
+/// each (the idempotent producer's limit), of up to `batch_limit` bytes.
+pub fn in_flight_cap(partitions_led: usize, connections: u16, batch_limit: usize) -> usize {
+    partitions_led
+        .div_ceil(usize::from(connections.max(1)))
+        .max(1)
+        * MAX_UNSETTLED_BATCHES
+        * batch_limit
+}
+
 /// The produce connection a partition sends on now: `wanted` (its place among the
 /// broker's partitions modulo the connections wanted) once none of its batches is on its
 /// way on `current`, so that they arrive in sequence order; until then None, and it
@@ -176,6 +188,15 @@ mod tests {
         assert!(path.settling(), "six more opened");
         path.observe(long(7), Duration::from_secs(5));
         assert!(!path.settling(), "one closed is no new one");
+    }
+
+    #[test]
+    fn a_connection_may_have_five_batches_of_each_of_its_partitions_on_their_way() {
+        const MIB: usize = 1 << 20;
+        assert_eq!(in_flight_cap(8, 8, MIB), 5 * MIB);
+        assert_eq!(in_flight_cap(8, 2, MIB), 20 * MIB);
+        assert_eq!(in_flight_cap(9, 8, MIB), 10 * MIB, "one connection has two");
+        assert_eq!(in_flight_cap(0, 0, MIB), 5 * MIB);
     }
 
     #[test]
