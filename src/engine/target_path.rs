@@ -29,6 +29,9 @@ pub struct TargetPath {
     connections: u16,
     /// How long new connections across a long path may still be in slow start.
     settling_left: Duration,
+    /// The most connections seen open at once: only more than ever before are new ones
+    /// (one being used at the moment it is counted drops out for a period).
+    most_connections: u16,
 }
 
 impl TargetPath {
@@ -50,7 +53,8 @@ impl TargetPath {
         }
         self.rtt = rtt.or(self.rtt);
         self.send_buffer = send_buffer;
-        let opened = count > self.connections;
+        let opened = count > self.most_connections;
+        self.most_connections = self.most_connections.max(count);
         self.connections = count;
         self.settling_left = match self.rtt {
             Some(rtt) if opened && self.is_long() => rtt * ROUND_TRIPS_TO_SETTLE,
@@ -188,6 +192,11 @@ mod tests {
         assert!(path.settling(), "six more opened");
         path.observe(long(7), Duration::from_secs(5));
         assert!(!path.settling(), "one closed is no new one");
+        path.observe(long(8), SECOND);
+        assert!(
+            !path.settling(),
+            "one counted again after a period out of sight is no new one"
+        );
     }
 
     #[test]
