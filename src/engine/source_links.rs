@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::wire::TcpStats;
 
 use super::diagnosis::{diagnose, Limit, Observation};
-use super::lanes::{fetches_per_lane, BrokerSample, LanePlanner};
+use super::lanes::{fetches_per_lane, BrokerSample, LanePlanner, ROUND_TRIPS_TO_SETTLE};
 use super::stats::count;
 
 /// Less waiting data than this cannot fill a link for long: a period that moved little
@@ -121,6 +121,12 @@ pub struct SourceLinks {
     compared_periods: HashMap<(i32, u16), VecDeque<(u64, u64)>>,
     /// Connections replaced for trickling, for the status line.
     replaced: u64,
+    /// Periods a replacing connection is not judged yet: alone in slow start among
+    /// connections at full pace it receives little (at 300 ms 0.0, 0.03, 0.11, 0.09, 0.25
+    /// and 0.37 of the median in its first six seconds, and it was replaced again).
+    starting_lanes: HashMap<(i32, u16), u32>,
+    /// The latest period's length, to count a slow start's round trips in periods.
+    period: Duration,
     limit: Limit,
 }
 
@@ -141,6 +147,8 @@ impl SourceLinks {
             received_last_period: HashMap::new(),
             compared_periods: HashMap::new(),
             replaced: 0,
+            starting_lanes: HashMap::new(),
+            period: Duration::from_secs(1),
             limit: Limit::None,
         }
     }
@@ -230,9 +238,11 @@ impl SourceLinks {
     /// Fetch connections to replace: each received under a third of what the median of
     /// at least two others of its broker that carried a share did, summed over the latest
     /// `TRICKLING_PERIODS` periods, owing an answer all along (`owing`, from before each
-    /// period). Connections that owe nothing wait for work, not for the link; a period
+    /// period), and under a third in the latest period too (one catching up is left to
+    /// finish). Connections that owe nothing wait for work, not for the link; a period
     /// without owing or without others to compare with starts the count again. Returned
-    /// lanes count afresh.
+    /// lanes count afresh once their new connection's slow start is over
+    /// (`ROUND_TRIPS_TO_SETTLE` round trips).
     pub fn trickling_lanes(&mut self, owing: &BTreeSet<(i32, u16)>) -> Vec<TricklingLane> {
         let mut lanes: Vec<(i32, u16)> = self.received_last_period.keys().copied().collect();
         lanes.sort_unstable();
@@ -245,6 +255,13 @@ impl SourceLinks {
                 .flatten()
                 .filter(|&(_, others)| others >= 2);
             let periods = self.compared_periods.entry((broker, lane)).or_default();
+            if let Some(left) = self.starting_lanes.get_mut(&(broker, lane)) {
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    self.starting_lanes.remove(&(broker, lane));
+                }
+                continue;
+            }
             match compared {
                 Some((median, _)) => {
                     if periods.len() == TRICKLING_PERIODS {
@@ -257,9 +274,15 @@ impl SourceLinks {
             if periods.len() < TRICKLING_PERIODS {
                 continue;
             }
+            let behind = |(received, median): (u64, u64)| {
+                received.saturating_mul(BEHIND_OVER_PERIODS_FRACTION) < median
+            };
             let received: u64 = periods.iter().map(|&(received, _)| received).sum();
             let others_median: u64 = periods.iter().map(|&(_, median)| median).sum();
-            if received.saturating_mul(BEHIND_OVER_PERIODS_FRACTION) < others_median {
+            // One catching up (its latest period a third of the median or more) is left
+            // to finish: a new connection would start slowly again.
+            let latest = periods.back().copied().unwrap_or_default();
+            if behind((received, others_median)) && behind(latest) {
                 replace.push(TricklingLane {
                     broker,
                     lane,
@@ -281,6 +304,15 @@ impl SourceLinks {
         self.received.remove(&(broker, lane));
         self.received_last_period.remove(&(broker, lane));
         self.compared_periods.remove(&(broker, lane));
+        let rtt = self
+            .brokers
+            .get(&broker)
+            .and_then(|link| link.rtt)
+            .unwrap_or_default();
+        let slow_start = rtt * ROUND_TRIPS_TO_SETTLE;
+        let periods = slow_start.as_secs_f64() / self.period.as_secs_f64().max(1e-3);
+        self.starting_lanes
+            .insert((broker, lane), (periods.ceil() as u32).max(1));
     }
 
     /// The longest round trip to any source broker, once measured.
@@ -291,6 +323,7 @@ impl SourceLinks {
     /// Closes a period: lanes grow where they help, and the diagnosis is renewed.
     /// Returns the brokers whose lane count changed, with the new count.
     pub fn evaluate(&mut self, flow: &FlowState) -> Vec<(i32, u16)> {
+        self.period = flow.period;
         let mut changed = Vec::new();
         let mut busiest: Option<(i32, f64)> = None;
         for (&broker, link) in &mut self.brokers {
@@ -555,6 +588,16 @@ mod tests {
         assert_eq!(links.kept_pace_last_period(1, 3), None);
         links.on_tcp_stats(1, 3, tcp(300, 6 << 20, 2 * MB));
         assert_eq!(links.kept_pace_last_period(1, 3), Some(true));
+        // Alone in slow start it receives little for 16 round trips (4.8 s, five periods):
+        // not judged on them.
+        let mut period = Received::<4>::default();
+        period.0[3] = 2 * MB;
+        for second in 0..9 {
+            let slow_start = [0, 30_000, 100_000, 300_000, 900_000];
+            let lane_3 = slow_start.get(second).copied().unwrap_or(3 * MB);
+            period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, lane_3]);
+            assert_eq!(links.trickling_lanes(&all_owe), vec![], "second {second}");
+        }
     }
 
     #[test]
@@ -581,6 +624,23 @@ mod tests {
                     }]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_connection_catching_up_is_left_to_finish() {
+        const MB: u64 = 1_000_000;
+        let mut links = SourceLinks::new("A", Some(4), None, Some(32 << 20));
+        let mut period = Received::<4>::default();
+        let all_owe = BTreeSet::from([(1, 0), (1, 1), (1, 2), (1, 3)]);
+        // Losses held lane 3 back for three seconds; it recovers: under a third over five
+        // seconds, but not in the latest.
+        for (second, lane_3) in [40_000, 160_000, 700_000, 2_000_000, 1_700_000, 3 * MB]
+            .into_iter()
+            .enumerate()
+        {
+            period.next(&mut links, [3 * MB, 4 * MB, 3_500_000, lane_3]);
+            assert_eq!(links.trickling_lanes(&all_owe), vec![], "second {second}");
         }
     }
 
