@@ -54,6 +54,13 @@ impl BrokerSample {
     }
 }
 
+/// Periods of `period` that new connections across a round trip of `rtt` take to
+/// settle (`ROUND_TRIPS_TO_SETTLE` round trips), at least one.
+pub fn periods_to_settle(rtt: Duration, period: Duration) -> u32 {
+    let settle = ROUND_TRIPS_TO_SETTLE as f64 * rtt.as_secs_f64();
+    ((settle / period.as_secs_f64().max(1e-3)).round() as u32).max(1)
+}
+
 /// The lane count of one source broker: fixed by configuration, or, while the link is
 /// long, the source has a backlog and the budget has room, first one lane per 10 ms of
 /// round trip (all at once, so that they ramp up together rather than one after the
@@ -105,9 +112,7 @@ impl LanePlanner {
         }
         let rate = sample.rate();
         if let Some(periods) = self.last_growth {
-            let settle = ROUND_TRIPS_TO_SETTLE as f64 * sample.rtt.as_secs_f64();
-            let periods_to_settle = (settle / sample.period.as_secs_f64().max(1e-3)).round() as u32;
-            if periods + 1 < periods_to_settle.max(1) {
+            if periods + 1 < periods_to_settle(sample.rtt, sample.period) {
                 self.last_growth = Some(periods + 1);
                 return None;
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::wire::TcpStats;
 
 use super::diagnosis::{diagnose, Limit, Observation};
-use super::lanes::{fetches_per_lane, BrokerSample, LanePlanner, ROUND_TRIPS_TO_SETTLE};
+use super::lanes::{fetches_per_lane, periods_to_settle, BrokerSample, LanePlanner};
 use super::stats::count;
 
 /// Less waiting data than this cannot fill a link for long: a period that moved little
@@ -242,7 +242,7 @@ impl SourceLinks {
     /// finish). Connections that owe nothing wait for work, not for the link; a period
     /// without owing or without others to compare with starts the count again. Returned
     /// lanes count afresh once their new connection's slow start is over
-    /// (`ROUND_TRIPS_TO_SETTLE` round trips).
+    /// (see `periods_to_settle`).
     pub fn trickling_lanes(&mut self, owing: &BTreeSet<(i32, u16)>) -> Vec<TricklingLane> {
         let mut lanes: Vec<(i32, u16)> = self.received_last_period.keys().copied().collect();
         lanes.sort_unstable();
@@ -254,7 +254,6 @@ impl SourceLinks {
                 .then(|| self.median_of_others(broker, lane))
                 .flatten()
                 .filter(|&(_, others)| others >= 2);
-            let periods = self.compared_periods.entry((broker, lane)).or_default();
             if let Some(left) = self.starting_lanes.get_mut(&(broker, lane)) {
                 *left = left.saturating_sub(1);
                 if *left == 0 {
@@ -262,6 +261,7 @@ impl SourceLinks {
                 }
                 continue;
             }
+            let periods = self.compared_periods.entry((broker, lane)).or_default();
             match compared {
                 Some((median, _)) => {
                     if periods.len() == TRICKLING_PERIODS {
@@ -309,10 +309,8 @@ impl SourceLinks {
             .get(&broker)
             .and_then(|link| link.rtt)
             .unwrap_or_default();
-        let slow_start = rtt * ROUND_TRIPS_TO_SETTLE;
-        let periods = slow_start.as_secs_f64() / self.period.as_secs_f64().max(1e-3);
         self.starting_lanes
-            .insert((broker, lane), (periods.ceil() as u32).max(1));
+            .insert((broker, lane), periods_to_settle(rtt, self.period));
     }
 
     /// The longest round trip to any source broker, once measured.
