@@ -71,9 +71,9 @@ struct Cli {
     /// profile such as tuning/wan-100ms.conf applied at both ends).
     #[arg(long)]
     wan: Option<WanSpec>,
-    /// Across a WAN, the side strait runs on: target (the default: fetches cross the
+    /// Across a WAN, the side the mirrors run on: target (the default: fetches cross the
     /// link) or source (produce requests cross it, the target broker autotunes its
-    /// receive buffers). Only strait runs beside the source.
+    /// receive buffers, tuned Java producers their send buffers). Not for the ceiling.
     #[arg(long, default_value = "target", value_parser = ["target", "source"])]
     mirror_beside: String,
     /// Records per second of the latency load (1 KiB each).
@@ -169,9 +169,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if mirror_beside_source && cli.wan.is_none() {
         anyhow::bail!("--mirror-beside source needs --wan: without a link both sides are one");
     }
-    if mirror_beside_source && systems.iter().any(|s| *s != System::Strait) {
+    if mirror_beside_source && systems.contains(&System::Ceiling) {
         anyhow::bail!(
-            "--mirror-beside source runs strait only; write --systems strait (the Java mirrors run beside the target)"
+            "--mirror-beside source does not go with the ceiling (Kafka's perf tools run beside the target); leave ceiling out of --systems"
         );
     }
     let workloads: Vec<Workload> = parse_list(&cli.workload)?;
@@ -329,7 +329,7 @@ fn environment(repo: &Path, cli: &Cli, stamp: &str) -> Environment {
     let network = match &cli.wan {
         None => "loopback network".to_string(),
         Some(spec) if cli.mirror_beside == "source" => format!(
-            "emulated WAN {spec} (testbed/wan; source cluster and mirror in namespace {}, target cluster in {} with socket.receive.buffer.bytes=-1)",
+            "emulated WAN {spec} (testbed/wan; source cluster and mirror in namespace {}, target cluster in {} with socket.receive.buffer.bytes=-1; tuned Java producers with send.buffer.bytes=-1)",
             wan::source_namespace(),
             wan::target_namespace()
         ),

@@ -24,11 +24,13 @@ pub struct MirrorJob<'a> {
     pub topics: Vec<String>,
     pub source: &'a str,
     pub target: &'a str,
-    /// The source is across an emulated WAN: tuned consumers autotune their buffers.
+    /// The clusters are across an emulated WAN: the tuned side that crosses it (the
+    /// consumer, or beside the source the producer) autotunes its socket buffers.
     pub long_link: bool,
     /// Added to strait's configuration.
     pub strait_settings: &'a [(String, String)],
-    /// The network namespace strait runs in when not the benchmark's (beside the source).
+    /// The network namespace the mirror runs in when not the benchmark's (beside the
+    /// source: then its produce requests cross the link).
     pub namespace: Option<&'a str>,
     pub dir: PathBuf,
 }
@@ -51,6 +53,16 @@ impl MirrorJob<'_> {
 
     pub fn log(&self) -> PathBuf {
         self.dir.join(format!("{}.log", self.alias))
+    }
+
+    /// Fetches cross the emulated link (the mirror beside the target).
+    fn consumer_across_link(&self) -> bool {
+        self.long_link && self.namespace.is_none()
+    }
+
+    /// Produce requests cross the emulated link (the mirror beside the source).
+    fn producer_across_link(&self) -> bool {
+        self.long_link && self.namespace.is_some()
     }
 
     pub fn start(&self, programs: &Programs) -> anyhow::Result<Child> {
@@ -90,7 +102,8 @@ impl MirrorJob<'_> {
             System::Mm2 | System::Mm2Tuned => {
                 let config = self.write("properties", &self.mm2_config())?;
                 // connect-mirror-maker.sh's heap.
-                programs.kafka.spawn(
+                programs.kafka.spawn_in(
+                    self.namespace,
                     name,
                     &["-Xms256M", "-Xmx2G"],
                     "org.apache.kafka.connect.mirror.MirrorMaker",
@@ -102,7 +115,8 @@ impl MirrorJob<'_> {
                 let consumer = self.write("consumer.properties", &self.mm1_consumer_config())?;
                 let producer = self.write("producer.properties", &self.mm1_producer_config())?;
                 // Given MirrorMaker 2's heap rather than kafka-run-class.sh's 256 MiB.
-                programs.legacy_kafka.spawn(
+                programs.legacy_kafka.spawn_in(
+                    self.namespace,
                     name,
                     &["-Xms256M", "-Xmx2G"],
                     "kafka.tools.MirrorMaker",
@@ -168,10 +182,10 @@ impl MirrorJob<'_> {
         if self.system == System::Mm2Tuned {
             let alias = &self.alias;
             writeln!(config, "tasks.max = {}", self.workload.partitions()).unwrap();
-            for (key, value) in tuned_producer(self.workload) {
+            for (key, value) in tuned_producer(self.workload, self.producer_across_link()) {
                 writeln!(config, "{TARGET_ALIAS}.producer.{key} = {value}").unwrap();
             }
-            for (key, value) in tuned_consumer(self.long_link) {
+            for (key, value) in tuned_consumer(self.consumer_across_link()) {
                 writeln!(config, "{alias}.consumer.{key} = {value}").unwrap();
             }
         }
@@ -183,7 +197,7 @@ impl MirrorJob<'_> {
             "bootstrap.servers = {}\ngroup.id = {}\nauto.offset.reset = earliest\n",
             self.source, self.alias
         );
-        for (key, value) in tuned_consumer(self.long_link) {
+        for (key, value) in tuned_consumer(self.consumer_across_link()) {
             writeln!(config, "{key} = {value}").unwrap();
         }
         config
@@ -191,7 +205,7 @@ impl MirrorJob<'_> {
 
     fn mm1_producer_config(&self) -> String {
         let mut config = format!("bootstrap.servers = {}\n", self.target);
-        for (key, value) in tuned_producer(self.workload) {
+        for (key, value) in tuned_producer(self.workload, self.producer_across_link()) {
             writeln!(config, "{key} = {value}").unwrap();
         }
         config
@@ -199,16 +213,22 @@ impl MirrorJob<'_> {
 }
 
 /// The tuned Java producer: the source's batch size and codec, a short linger so that a
-/// steady trickle still leaves in time, room for many full batches.
-pub fn tuned_producer(workload: Workload) -> Vec<(&'static str, String)> {
-    vec![
+/// steady trickle still leaves in time, room for many full batches; across a long link
+/// (beside the source), a send buffer that the kernel autotunes instead of the fixed
+/// 128 KiB that caps a connection at 128 KiB per round trip.
+pub fn tuned_producer(workload: Workload, long_link: bool) -> Vec<(&'static str, String)> {
+    let mut settings = vec![
         ("batch.size", workload.batch_size().to_string()),
         ("linger.ms", "20".to_string()),
         ("compression.type", workload.compression().to_string()),
         ("buffer.memory", (64u64 << 20).to_string()),
         ("max.request.size", (4u64 << 20).to_string()),
         ("acks", "all".to_string()),
-    ]
+    ];
+    if long_link {
+        settings.push(("send.buffer.bytes", "-1".to_string()));
+    }
+    settings
 }
 
 /// The tuned Java consumer: large fetches; across a long link, a receive buffer that
@@ -279,6 +299,24 @@ mod tests {
         assert!(!job(System::Mm2Tuned)
             .mm2_config()
             .contains("receive.buffer"));
+        assert!(!far.mm2_config().contains("send.buffer"));
+    }
+
+    #[test]
+    fn beside_the_source_tuned_producers_autotune_their_send_buffer() {
+        let mut near_source = job(System::Mm2Tuned);
+        near_source.long_link = true;
+        near_source.namespace = Some("bench-a");
+        let config = near_source.mm2_config();
+        assert!(config
+            .lines()
+            .any(|l| l == "target.producer.send.buffer.bytes = -1"));
+        assert!(!config.contains("receive.buffer"), "{config}");
+        let mut mm1 = job(System::Mm1);
+        mm1.long_link = true;
+        mm1.namespace = Some("bench-a");
+        assert!(mm1.mm1_producer_config().contains("send.buffer.bytes = -1"));
+        assert!(!mm1.mm1_consumer_config().contains("receive.buffer"));
     }
 
     #[test]
