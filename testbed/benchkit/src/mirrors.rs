@@ -213,15 +213,27 @@ impl MirrorJob<'_> {
 }
 
 /// The tuned Java producer: the source's batch size and codec, a short linger so that a
-/// steady trickle still leaves in time, room for many full batches; across a long link
-/// (beside the source), a send buffer that the kernel autotunes instead of the fixed
-/// 128 KiB that caps a connection at 128 KiB per round trip.
+/// steady trickle still leaves in time, room for many full batches.
+///
+/// Across a long link (beside the source) a partition has at most five requests, a batch
+/// each, on their way per round trip, so batches of at least 1 MiB (about the largest the
+/// target broker takes by default, message.max.bytes); a send buffer that the kernel
+/// autotunes instead of the fixed 128 KiB that caps a connection at 128 KiB per round
+/// trip; and the default 32 MiB of buffer memory: with 64 MiB per task MirrorMaker 2's
+/// 2 GiB heap ran out (each buffered record stays a Connect record until the target
+/// acknowledges it) and four of eight tasks died at 300 ms.
 pub fn tuned_producer(workload: Workload, long_link: bool) -> Vec<(&'static str, String)> {
+    let batch_size = if long_link {
+        workload.batch_size().max(1 << 20)
+    } else {
+        workload.batch_size()
+    };
+    let buffer_memory: u64 = if long_link { 32 << 20 } else { 64 << 20 };
     let mut settings = vec![
-        ("batch.size", workload.batch_size().to_string()),
+        ("batch.size", batch_size.to_string()),
         ("linger.ms", "20".to_string()),
         ("compression.type", workload.compression().to_string()),
-        ("buffer.memory", (64u64 << 20).to_string()),
+        ("buffer.memory", buffer_memory.to_string()),
         ("max.request.size", (4u64 << 20).to_string()),
         ("acks", "all".to_string()),
     ];
@@ -308,9 +320,16 @@ mod tests {
         near_source.long_link = true;
         near_source.namespace = Some("bench-a");
         let config = near_source.mm2_config();
-        assert!(config
-            .lines()
-            .any(|l| l == "target.producer.send.buffer.bytes = -1"));
+        for line in [
+            "target.producer.send.buffer.bytes = -1",
+            "target.producer.batch.size = 1048576",
+            "target.producer.buffer.memory = 33554432",
+        ] {
+            assert!(
+                config.lines().any(|l| l == line),
+                "missing '{line}' in\n{config}"
+            );
+        }
         assert!(!config.contains("receive.buffer"), "{config}");
         let mut mm1 = job(System::Mm1);
         mm1.long_link = true;
