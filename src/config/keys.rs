@@ -111,6 +111,86 @@ pub(crate) const CLUSTER_KEYS: &[&str] = &[
 /// Client override prefixes: `<alias>.consumer.fetch.max.bytes`, ...
 pub(crate) const CLIENT_PREFIXES: &[&str] = &["consumer.", "producer.", "admin."];
 
+/// The Java client of MM2 that a `consumer.` / `producer.` / `admin.` override configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientRole {
+    Consumer,
+    Producer,
+    Admin,
+}
+
+impl ClientRole {
+    /// The role and the setting of a client override's name after its cluster or flow:
+    /// `consumer.fetch.min.bytes`, and in a flow also `source.consumer.`, `source.admin.`,
+    /// `target.producer.` and `target.admin.` (MM2's clients of the flow's two ends).
+    pub(crate) fn split(name: &str) -> Option<(ClientRole, &str)> {
+        const ROLES: &[(&str, ClientRole)] = &[
+            ("consumer.", ClientRole::Consumer),
+            ("source.consumer.", ClientRole::Consumer),
+            ("producer.", ClientRole::Producer),
+            ("target.producer.", ClientRole::Producer),
+            ("admin.", ClientRole::Admin),
+            ("source.admin.", ClientRole::Admin),
+            ("target.admin.", ClientRole::Admin),
+        ];
+        ROLES.iter().find_map(|(prefix, role)| {
+            name.strip_prefix(prefix)
+                .filter(|setting| !setting.is_empty())
+                .map(|setting| (*role, setting))
+        })
+    }
+}
+
+/// Consumer settings strait applies to its own fetches (see `flow::fetch_settings`).
+const CONSUMER_SETTINGS_USED: &[&str] = &[
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.min.bytes",
+    "fetch.max.wait.ms",
+    "isolation.level",
+    "auto.offset.reset",
+];
+
+const SOCKET_BUFFER_SETTINGS: &[&str] = &["send.buffer.bytes", "receive.buffer.bytes"];
+
+/// Why strait has no use for client override `setting` of `role`, written per cluster
+/// (`<alias>.producer.batch.size`) or per flow; None when strait uses it. Connection
+/// settings are checked on their own (`check_override_is_not_a_connection_setting`).
+/// `alias`: the cluster to name in a fix.
+pub(crate) fn unused_client_setting(
+    role: ClientRole,
+    setting: &str,
+    per_cluster: bool,
+    alias: &str,
+) -> Option<String> {
+    if is_connection_key(setting) {
+        return None;
+    }
+    if SOCKET_BUFFER_SETTINGS.contains(&setting) {
+        return match (per_cluster, role) {
+            (true, ClientRole::Consumer | ClientRole::Producer) => None,
+            _ => Some(format!(
+                "strait sizes the socket buffers of all its connections to a cluster alike — write {alias}.{setting} instead; ignored"
+            )),
+        };
+    }
+    match role {
+        ClientRole::Consumer if CONSUMER_SETTINGS_USED.contains(&setting) => None,
+        ClientRole::Consumer => Some(format!(
+            "strait fetches record batches itself, without a consumer group or polls; of the consumer's settings it uses {} and the socket buffers — ignored",
+            CONSUMER_SETTINGS_USED.join(", ")
+        )),
+        ClientRole::Producer => Some(
+            "strait forwards the source's record batches as they are, as an idempotent producer with acks=all and up to five batches per partition on their way; of the producer's settings it uses only the socket buffers — ignored"
+                .to_string(),
+        ),
+        ClientRole::Admin => Some(
+            "strait's admin requests take only the cluster's connection settings — ignored"
+                .to_string(),
+        ),
+    }
+}
+
 /// Keys of MM2 and Kafka Connect that strait has no use for, with the
 /// reason. Matched exactly, or as a prefix when they end with `.`.
 const IGNORED_KEYS: &[(&str, &str)] = &[

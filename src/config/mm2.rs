@@ -12,9 +12,9 @@ use super::diagnostics::{ConfigErrors, ConfigWarning, Diagnostics, WarningKind};
 use super::filter::split_list;
 use super::flow::{build_flow, check_integer, FlowConfig, FlowEntries, FlowSettings};
 use super::keys::{
-    ignored_reason, is_connection_key, scope_of, suggest, Scope, ScopedKey, UndeclaredFlow,
-    CLIENT_PREFIXES, CLUSTER_KEYS, CONNECTION_KEYS_USED, FLOW_KEYS, PROGRESS_COMMIT_INTERVAL_MS,
-    STATUS_INTERVAL_SECONDS,
+    ignored_reason, is_connection_key, scope_of, suggest, unused_client_setting, ClientRole, Scope,
+    ScopedKey, UndeclaredFlow, CLIENT_PREFIXES, CLUSTER_KEYS, CONNECTION_KEYS_USED, FLOW_KEYS,
+    PROGRESS_COMMIT_INTERVAL_MS, STATUS_INTERVAL_SECONDS,
 };
 use super::policy::ReplicationPolicy;
 use super::properties::{self, Property};
@@ -400,9 +400,7 @@ fn report_undeclared_flow(
     let target_is_certain = after_target.is_some_and(|name| {
         ["enabled", "enable"].contains(&name)
             || FLOW_KEYS.contains(&name)
-            || FLOW_CLIENT_PREFIXES
-                .iter()
-                .any(|prefix| name.starts_with(prefix))
+            || ClientRole::split(name).is_some()
     });
     let what = if aliases.contains(&undeclared.source) {
         if target_is_certain {
@@ -529,6 +527,11 @@ fn sort_cluster<'a>(
             .iter()
             .any(|prefix| name.starts_with(prefix));
     if known_here {
+        if let Some((role, setting)) = ClientRole::split(name) {
+            if let Some(reason) = unused_client_setting(role, setting, true, alias) {
+                ignored(entry, reason, diagnostics);
+            }
+        }
         sorted
             .cluster_own
             .entry(alias.to_string())
@@ -548,16 +551,6 @@ fn sort_cluster<'a>(
         sort_rest(entry, aliases, pairs, diagnostics);
     }
 }
-
-const FLOW_CLIENT_PREFIXES: &[&str] = &[
-    "consumer.",
-    "producer.",
-    "admin.",
-    "source.consumer.",
-    "source.admin.",
-    "target.producer.",
-    "target.admin.",
-];
 
 fn sort_flow<'a>(
     entry: Entry<'a>,
@@ -587,10 +580,15 @@ fn sort_flow<'a>(
         sorted.flow_enable.insert(pair, entry);
     } else if is_flow_key(name) {
         sorted.flow_settings.entry(pair).or_default().push(entry);
-    } else if FLOW_CLIENT_PREFIXES
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
-    {
+    } else if let Some((role, setting)) = ClientRole::split(name) {
+        let alias = match role {
+            ClientRole::Producer => target,
+            ClientRole::Admin if name.starts_with("target.") => target,
+            ClientRole::Consumer | ClientRole::Admin => source,
+        };
+        if let Some(reason) = unused_client_setting(role, setting, false, alias) {
+            ignored(entry, reason, diagnostics);
+        }
         sorted.flow_clients.entry(pair).or_default().push(entry);
     } else if name.starts_with("source.producer.") || name.starts_with("target.consumer.") {
         ignored(
@@ -936,6 +934,37 @@ mod tests {
                 .contains("cluster alias dc1.prod contains the separator \".\""),
             "{}",
             dotted[0]
+        );
+    }
+
+    #[test]
+    fn client_settings_strait_has_no_use_for_are_named() {
+        let noted = warnings(
+            "A->B.enabled = true\n\
+             A.consumer.fetch.max.bytes = 1048576\n\
+             A.consumer.receive.buffer.bytes = -1\n\
+             B.producer.send.buffer.bytes = -1\n\
+             A->B.source.consumer.isolation.level = read_uncommitted\n\
+             A->B.consumer.fetch.min.bytes = 1\n\
+             B.producer.batch.size = 1048576\n\
+             A->B.target.producer.max.in.flight.requests.per.connection = 5\n\
+             A->B.consumer.max.poll.records = 4096\n\
+             A.admin.request.timeout.ms = 60000\n\
+             A->B.consumer.receive.buffer.bytes = 8388608\n\
+             A->B.target.admin.send.buffer.bytes = 8388608\n",
+        );
+        let producer = "strait forwards the source's record batches as they are, as an idempotent producer with acks=all and up to five batches per partition on their way; of the producer's settings it uses only the socket buffers — ignored";
+        let consumer = "strait fetches record batches itself, without a consumer group or polls; of the consumer's settings it uses fetch.max.bytes, max.partition.fetch.bytes, fetch.min.bytes, fetch.max.wait.ms, isolation.level, auto.offset.reset and the socket buffers — ignored";
+        assert_eq!(
+            noted,
+            [
+                format!("f:10: B.producer.batch.size: {producer}"),
+                format!("f:11: A->B.target.producer.max.in.flight.requests.per.connection: {producer}"),
+                format!("f:12: A->B.consumer.max.poll.records: {consumer}"),
+                "f:13: A.admin.request.timeout.ms: strait's admin requests take only the cluster's connection settings — ignored".to_string(),
+                "f:14: A->B.consumer.receive.buffer.bytes: strait sizes the socket buffers of all its connections to a cluster alike — write A.receive.buffer.bytes instead; ignored".to_string(),
+                "f:15: A->B.target.admin.send.buffer.bytes: strait sizes the socket buffers of all its connections to a cluster alike — write B.send.buffer.bytes instead; ignored".to_string(),
+            ]
         );
     }
 

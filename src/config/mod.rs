@@ -24,7 +24,12 @@
 //! Fetch sizes and waits are Kafka's consumer settings, layered as MM2
 //! layers them: `<source>.consumer.fetch.max.bytes`,
 //! `max.partition.fetch.bytes`, `fetch.min.bytes`, `fetch.max.wait.ms`,
-//! `isolation.level` (strait's default: `read_committed`).
+//! `isolation.level` (strait's default: `read_committed`), and
+//! `auto.offset.reset`. Of the other client settings strait reads only the
+//! connection settings and, per cluster, `consumer.`/`producer.`
+//! `send.buffer.bytes` and `receive.buffer.bytes`; the rest (a producer's
+//! batching, in-flight and idempotence settings, a consumer's polling and
+//! group settings, the admin client's timeouts) are warned about as unused.
 
 mod cluster;
 mod diagnostics;
