@@ -248,12 +248,6 @@ impl SourceLinks {
         lanes.sort_unstable();
         let mut replace = Vec::new();
         for (broker, lane) in lanes {
-            let received = self.received_last_period[&(broker, lane)];
-            let compared = owing
-                .contains(&(broker, lane))
-                .then(|| self.median_of_others(broker, lane))
-                .flatten()
-                .filter(|&(_, others)| others >= 2);
             if let Some(left) = self.starting_lanes.get_mut(&(broker, lane)) {
                 *left = left.saturating_sub(1);
                 if *left == 0 {
@@ -261,6 +255,12 @@ impl SourceLinks {
                 }
                 continue;
             }
+            let received = self.received_last_period[&(broker, lane)];
+            let compared = owing
+                .contains(&(broker, lane))
+                .then(|| self.median_of_others(broker, lane))
+                .flatten()
+                .filter(|&(_, others)| others >= 2);
             let periods = self.compared_periods.entry((broker, lane)).or_default();
             match compared {
                 Some((median, _)) => {

@@ -29,8 +29,10 @@ pub struct TargetPath {
     connections: u16,
     /// How long new connections across a long path may still be in slow start.
     settling_left: Duration,
-    /// The most connections seen open at once: only more than ever before are new ones
-    /// (one being used at the moment it is counted drops out for a period).
+    /// The most connections seen open at once: only more than ever before are new ones.
+    /// A count cannot tell a connection reopened in place of a closed one from one seen
+    /// before, and holding verdicts back for every reopening would hide a real limit for
+    /// 16 round trips each time.
     most_connections: u16,
 }
 

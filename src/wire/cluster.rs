@@ -48,8 +48,25 @@ pub struct ClusterClient {
     inner: Arc<ClusterInner>,
 }
 
-/// One pooled connection; the async lock makes concurrent callers share one connect.
-type Slot = Arc<tokio::sync::Mutex<Option<Connection>>>;
+/// One pooled connection. Its current connection is read without waiting, so that a
+/// look at the open connections (`open_connections`) sees every one, also while a request
+/// is taking it; the async lock makes concurrent callers share one connect.
+#[derive(Default)]
+struct Slot {
+    current: Mutex<Option<Connection>>,
+    opening: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn alive(&self) -> Option<Connection> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|c| c.is_alive())
+            .cloned()
+    }
+}
 
 struct ClusterInner {
     name: String,
@@ -58,7 +75,7 @@ struct ClusterInner {
     metadata: RwLock<Arc<MetadataSnapshot>>,
     /// Keyed by address rather than broker id so bootstrap servers share the pool.
     /// The lane tells apart several connections of one purpose to one broker.
-    pool: Mutex<HashMap<(String, Purpose, u16), Slot>>,
+    pool: Mutex<HashMap<(String, Purpose, u16), Arc<Slot>>>,
 }
 
 impl std::fmt::Debug for ClusterClient {
@@ -185,24 +202,16 @@ impl ClusterClient {
         }
     }
 
-    /// The open connections for `purpose`, leaving out any being opened right now (never
-    /// waits): the kernel's measurements on them describe the path to this cluster.
+    /// The open connections for `purpose`, not those still being opened (never waits):
+    /// the kernel's measurements on them describe the path to this cluster.
     pub fn open_connections(&self, purpose: Purpose) -> Vec<Connection> {
-        let slots: Vec<Slot> = self
-            .inner
+        self.inner
             .pool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|((_, slot_purpose, _), _)| *slot_purpose == purpose)
-            .map(|(_, slot)| slot.clone())
-            .collect();
-        slots
-            .iter()
-            .filter_map(|slot| {
-                let pooled = slot.try_lock().ok()?;
-                pooled.as_ref().filter(|c| c.is_alive()).cloned()
-            })
+            .filter_map(|(_, slot)| slot.alive())
             .collect()
     }
 
@@ -229,12 +238,16 @@ impl ClusterClient {
             .entry((address.to_string(), purpose, lane))
             .or_default()
             .clone();
-        let mut pooled = slot.lock().await;
-        if let Some(connection) = pooled.as_ref().filter(|c| c.is_alive()) {
-            return Ok(connection.clone());
+        if let Some(connection) = slot.alive() {
+            return Ok(connection);
+        }
+        let _opening = slot.opening.lock().await;
+        // Another caller may have opened it while this one waited.
+        if let Some(connection) = slot.alive() {
+            return Ok(connection);
         }
         let connection = Connection::connect(address, &self.inner.config).await?;
-        *pooled = Some(connection.clone());
+        *slot.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(connection.clone());
         Ok(connection)
     }
 
@@ -273,12 +286,9 @@ impl ClusterClient {
 
     fn alive_admin_connection(&self, addresses: &[String]) -> Option<Connection> {
         let pool = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner());
-        addresses.iter().find_map(|address| {
-            let slot = pool.get(&(address.clone(), Purpose::Admin, 0))?;
-            // A slot locked by a connect in progress is simply skipped.
-            let pooled = slot.try_lock().ok()?;
-            pooled.as_ref().filter(|c| c.is_alive()).cloned()
-        })
+        addresses
+            .iter()
+            .find_map(|address| pool.get(&(address.clone(), Purpose::Admin, 0))?.alive())
     }
 
     /// Sends `request` to `broker` on its `purpose` connection at the negotiated version.

@@ -18,8 +18,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::{
-    decode_response_body, encode_produce_request, Connection, ConnectionConfig,
-    ProduceTopicBatches, WireError,
+    decode_response_body, encode_produce_request, ClusterClient, Connection, ConnectionConfig,
+    ProduceTopicBatches, Purpose, WireError,
 };
 
 const RANGES: &[(ApiKey, i16, i16)] = &[
@@ -159,6 +159,28 @@ async fn pipelined_requests_get_their_own_responses_out_of_order() {
     ids.dedup();
     assert_eq!(ids.len(), 3, "correlation ids must be distinct");
     assert!(connection.is_alive());
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_connect_and_the_pool_lists_it() {
+    // The broker accepts one socket only: a second connect would never get its handshake.
+    let (addr, _broker) = fake_broker(|mut socket| async move {
+        handshake(&mut socket, RANGES).await;
+        let _ = socket.read_u8().await;
+    })
+    .await;
+    let cluster = ClusterClient::new("c", vec![addr.clone()], config(Duration::from_secs(5)));
+    assert!(cluster.open_connections(Purpose::Admin).is_empty());
+    let (first, second) = tokio::join!(
+        cluster.connection_to(&addr, Purpose::Admin),
+        cluster.connection_to(&addr, Purpose::Admin),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert!(first.is_same(&second));
+    let open = cluster.open_connections(Purpose::Admin);
+    assert_eq!(open.len(), 1);
+    assert!(open[0].is_same(&first));
+    assert!(cluster.open_connections(Purpose::Produce).is_empty());
 }
 
 #[tokio::test]
