@@ -151,6 +151,12 @@ const CONSUMER_SETTINGS_USED: &[&str] = &[
     "auto.offset.reset",
 ];
 
+/// Whether consumer `setting` shapes strait's fetches (and nothing else): it takes effect
+/// only where its cluster is an enabled flow's source.
+pub(crate) fn is_fetch_setting(setting: &str) -> bool {
+    CONSUMER_SETTINGS_USED.contains(&setting)
+}
+
 const SOCKET_BUFFER_SETTINGS: &[&str] = &["send.buffer.bytes", "receive.buffer.bytes"];
 
 /// Why strait has no use for client override `setting` of `role`, written per cluster

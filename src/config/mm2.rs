@@ -12,9 +12,9 @@ use super::diagnostics::{ConfigErrors, ConfigWarning, Diagnostics, WarningKind};
 use super::filter::split_list;
 use super::flow::{build_flow, check_integer, FlowConfig, FlowEntries, FlowSettings};
 use super::keys::{
-    ignored_reason, is_connection_key, scope_of, suggest, unused_client_setting, ClientRole, Scope,
-    ScopedKey, UndeclaredFlow, CLIENT_PREFIXES, CLUSTER_KEYS, CONNECTION_KEYS_USED, FLOW_KEYS,
-    PROGRESS_COMMIT_INTERVAL_MS, STATUS_INTERVAL_SECONDS,
+    ignored_reason, is_connection_key, is_fetch_setting, scope_of, suggest, unused_client_setting,
+    ClientRole, Scope, ScopedKey, UndeclaredFlow, CLIENT_PREFIXES, CLUSTER_KEYS,
+    CONNECTION_KEYS_USED, FLOW_KEYS, PROGRESS_COMMIT_INTERVAL_MS, STATUS_INTERVAL_SECONDS,
 };
 use super::policy::ReplicationPolicy;
 use super::properties::{self, Property};
@@ -215,6 +215,9 @@ fn read(text: &str, file_name: &str, diagnostics: &mut Diagnostics) -> MirrorCon
         );
     }
     warn_about_policies(&flows, diagnostics);
+    if !flows.is_empty() {
+        warn_about_fetch_settings_of_clusters_no_flow_reads(&sorted, &flows, diagnostics);
+    }
 
     let status_interval = match sorted.status_interval {
         Some(entry) => parse_seconds(&entry.property.value).unwrap_or_else(|reason| {
@@ -673,6 +676,40 @@ fn build_flows(
     flows
 }
 
+/// `<alias>.consumer.fetch.max.bytes` and the like shape only the fetches of flows from
+/// that cluster: where no enabled flow reads from it they do nothing, which an operator
+/// who wrote them would not expect.
+fn warn_about_fetch_settings_of_clusters_no_flow_reads(
+    sorted: &Sorted<'_>,
+    flows: &[FlowConfig],
+    diagnostics: &mut Diagnostics,
+) {
+    let mut unread: Vec<(&str, &Entry<'_>)> = sorted
+        .cluster_own
+        .iter()
+        .filter(|(alias, _)| !flows.iter().any(|flow| &flow.source == *alias))
+        .flat_map(|(alias, entries)| entries.iter().map(move |entry| (alias.as_str(), entry)))
+        .filter(|(_, entry)| {
+            matches!(ClientRole::split(entry.name), Some((ClientRole::Consumer, setting)) if is_fetch_setting(setting))
+        })
+        .collect();
+    unread.sort_by_key(|(_, entry)| entry.property.line);
+    for (alias, entry) in unread {
+        let other = flows
+            .iter()
+            .flat_map(|flow| [flow.source.as_str(), flow.target.as_str()])
+            .find(|other| *other != alias)
+            .unwrap_or("B");
+        ignored(
+            *entry,
+            format!(
+                "no enabled flow reads from {alias}, so this shapes no fetch — enable one with {alias}->{other}.enabled = true, or remove this line"
+            ),
+            diagnostics,
+        );
+    }
+}
+
 fn aliases_position(cluster_entries: &[ClusterEntries<'_>], alias: &str) -> Option<usize> {
     cluster_entries
         .iter()
@@ -934,6 +971,26 @@ mod tests {
                 .contains("cluster alias dc1.prod contains the separator \".\""),
             "{}",
             dotted[0]
+        );
+    }
+
+    #[test]
+    fn fetch_settings_of_a_cluster_no_flow_reads_from_are_named() {
+        let noted = warnings(
+            "A->B.enabled = true\n\
+             B->A.enabled = false\n\
+             B.consumer.fetch.max.bytes = 52428800\n\
+             B.consumer.receive.buffer.bytes = 8388608\n\
+             A.consumer.fetch.max.bytes = 1048576\n\
+             B.consumer.isolation.level = read_committed\n",
+        );
+        let unread = "no enabled flow reads from B, so this shapes no fetch — enable one with B->A.enabled = true, or remove this line";
+        assert_eq!(
+            noted,
+            [
+                format!("f:6: B.consumer.fetch.max.bytes: {unread}"),
+                format!("f:9: B.consumer.isolation.level: {unread}"),
+            ]
         );
     }
 
