@@ -181,7 +181,7 @@ pub(crate) fn unused_client_setting(
         };
     }
     match role {
-        ClientRole::Consumer if CONSUMER_SETTINGS_USED.contains(&setting) => None,
+        ClientRole::Consumer if is_fetch_setting(setting) => None,
         ClientRole::Consumer => Some(format!(
             "strait fetches record batches itself, without a consumer group or polls; of the consumer's settings it uses {} and the socket buffers — ignored",
             CONSUMER_SETTINGS_USED.join(", ")

@@ -281,22 +281,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tuned_mm2_sets_tasks_producer_and_consumer_per_cluster() {
-        let config = job(System::Mm2Tuned).mm2_config();
-        for line in [
-            "w1r1x->target.topics = bench-w1, lat-w1-r1",
-            "tasks.max = 8",
-            "target.producer.batch.size = 262144",
-            "target.producer.compression.type = lz4",
-            "w1r1x.consumer.max.partition.fetch.bytes = 4194304",
-            "status.storage.replication.factor = 1",
-        ] {
+    fn assert_has_lines(config: &str, lines: &[&str]) {
+        for line in lines {
             assert!(
-                config.lines().any(|l| l == line),
+                config.lines().any(|l| l == *line),
                 "missing '{line}' in\n{config}"
             );
         }
+    }
+
+    #[test]
+    fn tuned_mm2_sets_tasks_producer_and_consumer_per_cluster() {
+        let config = job(System::Mm2Tuned).mm2_config();
+        assert_has_lines(
+            &config,
+            &[
+                "w1r1x->target.topics = bench-w1, lat-w1-r1",
+                "tasks.max = 8",
+                "target.producer.batch.size = 262144",
+                "target.producer.compression.type = lz4",
+                "w1r1x.consumer.max.partition.fetch.bytes = 4194304",
+                "status.storage.replication.factor = 1",
+            ],
+        );
         let defaults = job(System::Mm2).mm2_config();
         assert!(!defaults.contains("tasks.max") && !defaults.contains("producer."));
     }
@@ -324,18 +331,16 @@ mod tests {
         near_source.long_link = true;
         near_source.namespace = Some("bench-a");
         let config = near_source.mm2_config();
-        for line in [
-            "target.producer.send.buffer.bytes = -1",
-            "target.producer.batch.size = 1048576",
-            "target.producer.buffer.memory = 33554432",
-            "target.producer.max.in.flight.requests.per.connection = 5",
-            "target.producer.enable.idempotence = true",
-        ] {
-            assert!(
-                config.lines().any(|l| l == line),
-                "missing '{line}' in\n{config}"
-            );
-        }
+        assert_has_lines(
+            &config,
+            &[
+                "target.producer.send.buffer.bytes = -1",
+                "target.producer.batch.size = 1048576",
+                "target.producer.buffer.memory = 33554432",
+                "target.producer.max.in.flight.requests.per.connection = 5",
+                "target.producer.enable.idempotence = true",
+            ],
+        );
         assert!(!config.contains("receive.buffer"), "{config}");
         let mut mm1 = job(System::Mm1);
         mm1.long_link = true;
