@@ -212,7 +212,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             for flow in flows {
-                let plan = strait::run::plan(&config, flow).await.with_context(|| {
+                let source = strait::run::source_client(&config, flow)
+                    .with_context(|| format!("flow {}: the source's settings", flow.name()))?;
+                let plan = strait::run::plan(&source, flow).await.with_context(|| {
                     format!("flow {}: reading the source's topics", flow.name())
                 })?;
                 print!("{plan}");
@@ -310,7 +312,53 @@ async fn start_flow(
     no_mm2_takeover: bool,
     stopped: &watch::Receiver<bool>,
 ) -> anyhow::Result<Option<(JoinHandle<FlowReport>, JoinHandle<()>)>> {
-    let plan = strait::run::plan(config, flow)
+    let (source_endpoint, target_endpoint) = strait::run::flow_endpoints(config, flow)
+        .with_context(|| format!("flow {}: the clusters' settings", flow.name()))?;
+    // Offset translation prepares beside the plan and the runner: across a long link it
+    // takes round trips of its own (it creates a topic on the source), and the first
+    // fetch waits for it. Either failing stops the flow before anything is copied; with
+    // nothing to mirror it is dropped unfinished.
+    let failover = strait::run::prepare_failover(flow, &source_endpoint, &target_endpoint);
+    tokio::pin!(failover);
+    let mut failover_prepared = None;
+    let runner = prepare_runner(config, flow, no_mm2_takeover);
+    tokio::pin!(runner);
+    let runner = loop {
+        tokio::select! {
+            runner = &mut runner => break runner,
+            prepared = &mut failover, if failover_prepared.is_none() => {
+                failover_prepared = Some(prepared);
+            }
+        }
+    };
+    let Some(mut runner) = runner? else {
+        return Ok(None);
+    };
+    let failover = match failover_prepared {
+        Some(prepared) => prepared,
+        None => failover.await,
+    };
+    let failover =
+        failover.with_context(|| format!("flow {}: preparing offset translation", flow.name()))?;
+    let failover = strait::run::spawn_failover(failover, &mut runner);
+    let (source, target) = strait::run::flow_clients(config, flow)?;
+    let sync = TopologySync::new(flow.clone(), source, target, runner.routes());
+    if sync.enabled() {
+        tokio::spawn(sync.run(stopped.clone()));
+    }
+    Ok(Some((tokio::spawn(runner.run(stopped.clone())), failover)))
+}
+
+/// The plan, MM2's progress taken over, and the flow's runner prepared; `None` when
+/// there is nothing to mirror and nothing to wait for.
+async fn prepare_runner(
+    config: &MirrorConfig,
+    flow: &FlowConfig,
+    no_mm2_takeover: bool,
+) -> anyhow::Result<Option<FlowRunner>> {
+    let source_client = strait::run::source_client(config, flow)
+        .with_context(|| format!("flow {}: the source's settings", flow.name()))?;
+    let plan = strait::run::plan(&source_client, flow)
         .await
         .with_context(|| format!("flow {}: reading the source's topics", flow.name()))?;
     if plan.topics.is_empty() {
@@ -340,24 +388,10 @@ async fn start_flow(
                 "partition starts where MM2 stopped");
         }
     }
-    let (source, target) = (spec.source.clone(), spec.target.clone());
-    // Side by side: on a long link each takes round trips (the failover task creates a
-    // topic on the source), and the first fetch waits for both. Either failing stops
-    // the flow before anything is copied.
-    let (runner, failover) = tokio::join!(
-        FlowRunner::prepare(spec),
-        strait::run::prepare_failover(flow, &source, &target)
-    );
-    let mut runner = runner.with_context(|| format!("flow {}: preparing", flow.name()))?;
-    let failover =
-        failover.with_context(|| format!("flow {}: preparing offset translation", flow.name()))?;
-    let failover = strait::run::spawn_failover(failover, &mut runner);
-    let (source, target) = strait::run::flow_clients(config, flow)?;
-    let sync = TopologySync::new(flow.clone(), source, target, runner.routes());
-    if sync.enabled() {
-        tokio::spawn(sync.run(stopped.clone()));
-    }
-    Ok(Some((tokio::spawn(runner.run(stopped.clone())), failover)))
+    let runner = FlowRunner::prepare(spec, source_client)
+        .await
+        .with_context(|| format!("flow {}: preparing", flow.name()))?;
+    Ok(Some(runner))
 }
 
 async fn offsets_command(

@@ -48,6 +48,18 @@ pub fn connection_config(cluster: &ClusterConfig) -> Result<ConnectionConfig, Wi
     })
 }
 
+/// The flow's source and target endpoints.
+pub fn flow_endpoints(
+    config: &MirrorConfig,
+    flow: &FlowConfig,
+) -> Result<(ClusterEndpoint, ClusterEndpoint), WireError> {
+    let cluster = |alias: &str| config.cluster(alias).expect("flows name declared clusters");
+    Ok((
+        endpoint(cluster(&flow.source))?,
+        endpoint(cluster(&flow.target))?,
+    ))
+}
+
 pub fn endpoint(cluster: &ClusterConfig) -> Result<ClusterEndpoint, WireError> {
     Ok(ClusterEndpoint {
         alias: cluster.alias.clone(),
@@ -106,17 +118,23 @@ pub async fn sync_preview(
     Ok(preview_sync(flow, &source, &target, &routes).await)
 }
 
-/// Connects to the flow's source and works out what it mirrors.
-pub async fn plan(config: &MirrorConfig, flow: &FlowConfig) -> Result<FlowPlan, WireError> {
+/// A client of the flow's source cluster. The plan and the flow's runner share one: the
+/// runner then starts on the connection the plan opened, not on a new one (across a
+/// 300 ms link a new connection costs 0.6 s before its first request).
+pub fn source_client(config: &MirrorConfig, flow: &FlowConfig) -> Result<ClusterClient, WireError> {
     let source = config
         .cluster(&flow.source)
         .expect("flows name declared clusters");
-    let client = ClusterClient::new(
+    Ok(ClusterClient::new(
         &source.alias,
         source.bootstrap_servers.clone(),
         connection_config(source)?,
-    );
-    let topics = source_topics(&client).await?;
+    ))
+}
+
+/// Works out what the flow mirrors from its source's topics.
+pub async fn plan(source: &ClusterClient, flow: &FlowConfig) -> Result<FlowPlan, WireError> {
+    let topics = source_topics(source).await?;
     Ok(plan_flow(flow, &topics))
 }
 

@@ -2,7 +2,7 @@
 //! produces, metadata refreshes and progress commits as futures whose completions come
 //! back to this one task. The decisions live in the pure modules beside it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -228,13 +228,9 @@ pub struct FlowRunner {
 
 impl FlowRunner {
     /// Connects both clusters, creates missing target topics, takes a producer identity
-    /// and finds each partition's start offset.
-    pub async fn prepare(spec: FlowSpec) -> Result<FlowRunner, EngineError> {
-        let source = ClusterClient::new(
-            &spec.source.alias,
-            spec.source.bootstrap.clone(),
-            spec.source.connection.clone(),
-        );
+    /// and finds each partition's start offset. `source` is a client of `spec.source`,
+    /// perhaps already connected (the plan's).
+    pub async fn prepare(spec: FlowSpec, source: ClusterClient) -> Result<FlowRunner, EngineError> {
         let target = ClusterClient::new(
             &spec.target.alias,
             spec.target.bootstrap.clone(),
@@ -441,6 +437,10 @@ impl FlowRunner {
         let mut previous = self.counters.clone();
         let mut previous_at = Instant::now();
         let mut draining_since: Option<Instant> = None;
+        if self.seed_source_round_trips() {
+            self.evaluate_links(link_period_start.elapsed());
+            link_period_start = Instant::now();
+        }
 
         loop {
             let waits = self.waits_for_target();
@@ -668,6 +668,31 @@ impl FlowRunner {
                 tracing::info!(flow = %self.spec.name(), "{limit}");
             }
         }
+    }
+
+    /// Hands the links the round trip to each source leader that the admin connection of
+    /// `prepare` measured: a long link's fetch connections then open with the first fetches
+    /// (at 300 ms they opened 0.6 s after them, once the first fetch connection had
+    /// measured it and the log sizes were known). True when any was seeded.
+    fn seed_source_round_trips(&mut self) -> bool {
+        let leaders: BTreeSet<i32> = self
+            .slots
+            .iter()
+            .filter(|s| s.is_live())
+            .filter_map(|s| s.source_leader)
+            .collect();
+        let mut seeded = false;
+        for leader in leaders {
+            let measured = self
+                .source
+                .open_connection(leader, Purpose::Admin)
+                .and_then(|connection| connection.tcp_stats());
+            if let Some(stats) = measured {
+                self.links.seed_round_trip(leader, stats.round_trip());
+                seeded = true;
+            }
+        }
+        seeded
     }
 
     /// Opens new fetch connections before their first fetch: across a long link the

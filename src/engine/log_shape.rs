@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use futures::future::try_join_all;
 use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
@@ -62,41 +63,54 @@ pub fn bytes_per_offset(
         .collect()
 }
 
-/// Asks each leader for the sizes and offset ranges of the partitions it leads.
+/// Asks each leader for the sizes and offset ranges of the partitions it leads, all at
+/// once: across a long link each request is a round trip.
 pub async fn probe(
     source: &ClusterClient,
     by_leader: &HashMap<i32, Vec<PartitionKey>>,
 ) -> Result<HashMap<PartitionKey, f64>, EngineError> {
-    let mut sizes = HashMap::new();
-    for (&leader, partitions) in by_leader {
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in partitions {
-            by_topic.entry(topic).or_default().push(*partition);
-        }
-        let topics: Vec<DescribableLogDirTopic> = by_topic
-            .into_iter()
-            .map(|(topic, partitions)| {
-                DescribableLogDirTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(partitions)
-            })
-            .collect();
-        let request = DescribeLogDirsRequest::default().with_topics(Some(topics));
-        let response = source.send(leader, Purpose::Admin, request).await?;
-        if let Some(error) = response.error_code.err() {
-            return Err(EngineError::LogDirs {
-                cluster: source.name().to_string(),
-                broker: leader,
-                error,
-            });
-        }
-        sizes.extend(partition_sizes(&response));
-    }
-    let (earliest, latest) = tokio::try_join!(
+    let sizes = try_join_all(
+        by_leader
+            .iter()
+            .map(|(&leader, partitions)| log_sizes(source, leader, partitions)),
+    );
+    let (sizes, earliest, latest) = tokio::try_join!(
+        sizes,
         setup::list_offsets(source, by_leader, -2),
         setup::list_offsets(source, by_leader, -1),
     )?;
+    let sizes: HashMap<PartitionKey, i64> = sizes.into_iter().flatten().collect();
     Ok(bytes_per_offset(&sizes, &earliest, &latest))
+}
+
+/// The log sizes of `partitions` on their leader `leader`.
+async fn log_sizes(
+    source: &ClusterClient,
+    leader: i32,
+    partitions: &[PartitionKey],
+) -> Result<HashMap<PartitionKey, i64>, EngineError> {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        by_topic.entry(topic).or_default().push(*partition);
+    }
+    let topics: Vec<DescribableLogDirTopic> = by_topic
+        .into_iter()
+        .map(|(topic, partitions)| {
+            DescribableLogDirTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(partitions)
+        })
+        .collect();
+    let request = DescribeLogDirsRequest::default().with_topics(Some(topics));
+    let response = source.send(leader, Purpose::Admin, request).await?;
+    if let Some(error) = response.error_code.err() {
+        return Err(EngineError::LogDirs {
+            cluster: source.name().to_string(),
+            broker: leader,
+            error,
+        });
+    }
+    Ok(partition_sizes(&response))
 }
 
 #[cfg(test)]

@@ -173,10 +173,12 @@ impl RouteSetup {
                 }
             }
         }
-        let starts = start_offsets(&self.source, &source_meta, &need_start, start).await?;
-        let log_ends = self
-            .log_ends(&source_meta, &wanted_progress, &present)
-            .await;
+        // Side by side: across a long link each is a round trip.
+        let (starts, log_ends) = tokio::join!(
+            start_offsets(&self.source, &source_meta, &need_start, start),
+            self.log_ends(&source_meta, &wanted_progress, &present)
+        );
+        let starts = starts?;
 
         for route in &present {
             prepared.routes.push(PreparedRoute {

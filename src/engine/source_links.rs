@@ -197,6 +197,19 @@ impl SourceLinks {
         link.receive_buffer = link.receive_buffer.max(tcp.receive_buffer);
     }
 
+    /// The round trip to `broker` measured on another connection to it (the admin
+    /// connection that found the partitions' start offsets), before any fetch connection
+    /// has measured one: the first evaluation can then open the connections a long link
+    /// needs before the first fetch goes out, rather than a period after it. A fetch
+    /// connection's own measurement replaces it.
+    pub fn seed_round_trip(&mut self, broker: i32, rtt: Duration) {
+        if rtt.is_zero() {
+            return;
+        }
+        let link = self.broker(broker);
+        link.rtt.get_or_insert(rtt);
+    }
+
     /// A fetch to `broker` could not go out for lack of room in the memory budget.
     pub fn on_held_for_memory(&mut self, broker: i32) {
         self.broker(broker).held_for_memory = true;
@@ -350,6 +363,8 @@ impl SourceLinks {
         self.limit = match busiest {
             // New connections in slow start would be taken for small windows.
             _ if settling => Limit::None,
+            // Only a seeded round trip, before the first fetch: nothing to judge.
+            _ if self.received.is_empty() => Limit::None,
             Some((broker, _)) => {
                 let link = &self.brokers[&broker];
                 let partitions = flow.partitions_by_broker.get(&broker).copied().unwrap_or(0);
@@ -502,6 +517,26 @@ mod tests {
         links.on_tcp_stats(1, 0, tcp(100, 4 << 20, 140_000_000));
         assert_eq!(links.evaluate(&flow(false)), vec![]);
         assert_eq!(links.limit(), &Limit::None);
+    }
+
+    #[test]
+    fn a_round_trip_seen_before_any_fetch_connection_opens_the_lanes_at_once() {
+        let mut links = SourceLinks::new("A", None, None, Some(32 << 20));
+        links.seed_round_trip(1, Duration::ZERO);
+        assert_eq!(links.evaluate(&flow(true)), vec![], "nothing measured");
+        links.seed_round_trip(1, Duration::from_millis(300));
+        assert_eq!(links.rtt(), Some(Duration::from_millis(300)));
+        // A period of nothing received: the round trip and the backlog decide alone.
+        assert_eq!(links.evaluate(&flow(true)), vec![(1, 32)]);
+        assert_eq!(links.limit(), &Limit::None, "new connections settle first");
+        // The fetch connections' own measurements take over; a later seed does not.
+        links.on_tcp_stats(1, 0, tcp(290, 6 << 20, 1_000));
+        links.seed_round_trip(1, Duration::from_millis(300));
+        assert_eq!(links.rtt(), Some(Duration::from_millis(290)));
+        // A short link seeded gets no lanes.
+        let mut lan = SourceLinks::new("A", None, None, Some(32 << 20));
+        lan.seed_round_trip(1, Duration::from_micros(400));
+        assert_eq!(lan.evaluate(&flow(true)), vec![]);
     }
 
     #[test]

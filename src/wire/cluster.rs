@@ -215,6 +215,18 @@ impl ClusterClient {
             .collect()
     }
 
+    /// The open connection to `broker` for `purpose` (its first lane), if there is one;
+    /// never waits or connects.
+    pub fn open_connection(&self, broker: i32, purpose: Purpose) -> Option<Connection> {
+        let address = self.metadata().broker_address(broker)?;
+        self.inner
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(address, purpose, 0))
+            .and_then(|slot| slot.alive())
+    }
+
     /// The pooled connection to `address` ("host:port") for `purpose`, opened if needed.
     pub async fn connection_to(
         &self,
