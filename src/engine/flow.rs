@@ -1291,9 +1291,10 @@ impl FlowRunner {
 
     fn on_shapes(&mut self, result: Result<HashMap<PartitionKey, f64>, EngineError>) {
         self.shape_probe_running = false;
-        // The first fetch connection has measured the round trip by now: a long link with
-        // a backlog gets its connections a period sooner, while the seeded estimates let
-        // them read ahead from their first fetch.
+        // Where no admin connection gave the round trip before the first fetch (see
+        // `seed_source_round_trips`), the first fetch connection may have measured it by
+        // now: a long link with a backlog gets its connections a period sooner, while the
+        // seeded estimates let them read ahead from their first fetch.
         self.links_due = true;
         let shapes = match result {
             Ok(shapes) => shapes,
