@@ -1,7 +1,10 @@
 //! strait follows the source while it runs: new topics, added partitions and deleted
-//! topics, checked with librdkafka record by record.
+//! topics, checked with librdkafka record by record; and with discovery off, a flow whose
+//! topics match nothing ends at once.
 
 mod common;
+
+use std::time::Duration;
 
 use common::{
     assert_same_records, counts_per_partition, create_topic, end_offsets, kafka_tool,
@@ -109,5 +112,33 @@ fn new_topics_added_partitions_and_deleted_topics_are_followed_while_running() {
             .sum::<i64>(),
         900,
         "the target copy of a deleted topic is kept"
+    );
+}
+
+/// With `refresh.topics.enabled = false` a flow whose topics match nothing has nothing to
+/// wait for: strait says so and exits by itself, without waiting on the offset translation
+/// that prepares beside the plan.
+#[test]
+fn a_flow_matching_no_topic_without_discovery_exits_saying_so() {
+    let prefix = unique_topic("nomatch");
+    let dir = tempfile::tempdir().unwrap();
+    let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, &[]);
+    flow.extra.push(format!(
+        "{}->{}.topics = {}\\..*",
+        flow.source_alias,
+        flow.target_alias,
+        prefix.replace('-', "\\-")
+    ));
+    flow.extra.push("refresh.topics.enabled = false".into());
+    let strait = Strait::start(&flow.write(dir.path()));
+    let (status, log) = strait.wait_for_exit(Duration::from_secs(60));
+    assert!(status.success(), "strait exited with {status}; log:\n{log}");
+    assert!(
+        log.contains("nothing to mirror"),
+        "strait's log does not say there is nothing to mirror:\n{log}"
+    );
+    assert!(
+        !log.contains("partition starts"),
+        "a partition started although no topic matches:\n{log}"
     );
 }

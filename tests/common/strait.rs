@@ -236,6 +236,18 @@ impl Strait {
         (status, log)
     }
 
+    /// Waits up to `limit` for strait to exit by itself: the exit status and its log.
+    pub fn wait_for_exit(mut self, limit: Duration) -> (std::process::ExitStatus, String) {
+        let status = wait_with_limit(&mut self.child, limit).unwrap_or_else(|| {
+            panic!(
+                "strait did not exit by itself within {limit:?}; its log:\n{}",
+                self.log()
+            )
+        });
+        let log = self.log();
+        (status, log)
+    }
+
     /// SIGKILL: a crash, nothing drained or committed.
     pub fn kill(mut self) -> String {
         signal(self.child.id(), "KILL");
