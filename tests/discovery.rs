@@ -23,6 +23,18 @@ fn topics_tool(args: &[&str]) {
     );
 }
 
+/// A flow from the source to the target of every topic named `<prefix>.<anything>`.
+fn flow_of_topics_under(prefix: &str) -> FlowFile {
+    let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, &[]);
+    flow.extra.push(format!(
+        "{}->{}.topics = {}\\..*",
+        flow.source_alias,
+        flow.target_alias,
+        prefix.replace('-', "\\-")
+    ));
+    flow
+}
+
 #[test]
 fn new_topics_added_partitions_and_deleted_topics_are_followed_while_running() {
     let prefix = unique_topic("discover");
@@ -37,13 +49,7 @@ fn new_topics_added_partitions_and_deleted_topics_are_followed_while_running() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, &[]);
-    flow.extra.push(format!(
-        "{}->{}.topics = {}\\..*",
-        flow.source_alias,
-        flow.target_alias,
-        prefix.replace('-', "\\-")
-    ));
+    let mut flow = flow_of_topics_under(&prefix);
     flow.extra
         .push("refresh.topics.interval.seconds = 1".into());
     let mut strait = Strait::start(&flow.write(dir.path()));
@@ -122,13 +128,7 @@ fn new_topics_added_partitions_and_deleted_topics_are_followed_while_running() {
 fn a_flow_matching_no_topic_without_discovery_exits_saying_so() {
     let prefix = unique_topic("nomatch");
     let dir = tempfile::tempdir().unwrap();
-    let mut flow = FlowFile::new(Cluster::Source, Cluster::Target, &[]);
-    flow.extra.push(format!(
-        "{}->{}.topics = {}\\..*",
-        flow.source_alias,
-        flow.target_alias,
-        prefix.replace('-', "\\-")
-    ));
+    let mut flow = flow_of_topics_under(&prefix);
     flow.extra.push("refresh.topics.enabled = false".into());
     let strait = Strait::start(&flow.write(dir.path()));
     let (status, log) = strait.wait_for_exit(Duration::from_secs(60));
