@@ -143,9 +143,7 @@ pub fn flow_spec(
     flow: &FlowConfig,
     plan: &FlowPlan,
 ) -> Result<FlowSpec, EngineError> {
-    let cluster = |alias: &str| config.cluster(alias).expect("flows name declared clusters");
-    let source = endpoint(cluster(&flow.source)).map_err(EngineError::Wire)?;
-    let target = endpoint(cluster(&flow.target)).map_err(EngineError::Wire)?;
+    let (source, target) = flow_endpoints(config, flow).map_err(EngineError::Wire)?;
     let routes = plan
         .topics
         .iter()
