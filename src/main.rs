@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -262,12 +263,21 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             );
             let mut running = Vec::new();
             let mut failovers = Vec::new();
-            for flow in flows {
-                let mut signalled = stopped.clone();
+            // All at once: across long links each flow's start takes seconds of round
+            // trips, which one after another would add up (hub and spoke: one per region).
+            let mut starting: FuturesUnordered<_> = flows
+                .iter()
+                .map(|&flow| start_flow(&config, flow, no_mm2_takeover, &stopped))
+                .collect();
+            let mut signalled = stopped.clone();
+            loop {
                 let started = tokio::select! {
-                    started = start_flow(&config, flow, no_mm2_takeover, &stopped) => started?,
+                    started = starting.next() => match started {
+                        Some(started) => started?,
+                        None => break,
+                    },
                     _ = signalled.wait_for(|stop| *stop) => {
-                        tracing::info!(flow = %flow.name(), "stopped before this flow had started");
+                        tracing::info!(flows = starting.len(), "stopped before this flow had started");
                         break;
                     }
                 };
@@ -276,6 +286,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     failovers.push(failover_task);
                 }
             }
+            drop(starting);
             let mut stopped_partitions = 0;
             for flow in running {
                 let report = flow.await.context("a flow task panicked")?;
