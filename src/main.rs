@@ -265,19 +265,31 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let mut failovers = Vec::new();
             // All at once: across long links each flow's start takes seconds of round
             // trips, which one after another would add up (hub and spoke: one per region).
+            let (config, stopped) = (&config, &stopped);
             let mut starting: FuturesUnordered<_> = flows
                 .iter()
-                .map(|&flow| start_flow(&config, flow, no_mm2_takeover, &stopped))
+                .map(|&flow| async move {
+                    (
+                        flow,
+                        start_flow(config, flow, no_mm2_takeover, stopped).await,
+                    )
+                })
                 .collect();
+            let mut not_started: Vec<&FlowConfig> = flows.clone();
             let mut signalled = stopped.clone();
             loop {
                 let started = tokio::select! {
                     started = starting.next() => match started {
-                        Some(started) => started?,
+                        Some((flow, started)) => {
+                            not_started.retain(|other| !std::ptr::eq(*other, flow));
+                            started?
+                        }
                         None => break,
                     },
                     _ = signalled.wait_for(|stop| *stop) => {
-                        tracing::info!(flows = starting.len(), "stopped before this flow had started");
+                        for flow in &not_started {
+                            tracing::info!(flow = %flow.name(), "stopped before this flow had started");
+                        }
                         break;
                     }
                 };
@@ -286,6 +298,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     failovers.push(failover_task);
                 }
             }
+            // Cancels the preparation of flows a stop signal overtook.
             drop(starting);
             let mut stopped_partitions = 0;
             for flow in running {

@@ -198,7 +198,7 @@ impl SourceLinks {
     }
 
     /// The round trip to `broker` measured on another connection to it (the admin
-    /// connection that found the partitions' start offsets), before any fetch connection
+    /// connection that read the partitions' log ends), before any fetch connection
     /// has measured one: the first evaluation can then open the connections a long link
     /// needs before the first fetch goes out, rather than a period after it. A fetch
     /// connection's own measurement replaces it.
