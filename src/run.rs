@@ -88,15 +88,20 @@ pub fn flow_clients(
     config: &MirrorConfig,
     flow: &FlowConfig,
 ) -> Result<(ClusterClient, ClusterClient), WireError> {
-    let client = |alias: &str| {
-        let cluster = config.cluster(alias).expect("flows name declared clusters");
-        Ok::<_, WireError>(ClusterClient::new(
-            &cluster.alias,
-            cluster.bootstrap_servers.clone(),
-            connection_config(cluster)?,
-        ))
-    };
-    Ok((client(&flow.source)?, client(&flow.target)?))
+    Ok((
+        cluster_client(config, &flow.source)?,
+        cluster_client(config, &flow.target)?,
+    ))
+}
+
+/// A client of the declared cluster `alias`.
+fn cluster_client(config: &MirrorConfig, alias: &str) -> Result<ClusterClient, WireError> {
+    let cluster = config.cluster(alias).expect("flows name declared clusters");
+    Ok(ClusterClient::new(
+        &cluster.alias,
+        cluster.bootstrap_servers.clone(),
+        connection_config(cluster)?,
+    ))
 }
 
 /// What topology sync would change on the flow's target for the planned topics.
@@ -122,14 +127,7 @@ pub async fn sync_preview(
 /// runner then starts on the connection the plan opened, not on a new one (across a
 /// 300 ms link a new connection costs 0.6 s before its first request).
 pub fn source_client(config: &MirrorConfig, flow: &FlowConfig) -> Result<ClusterClient, WireError> {
-    let source = config
-        .cluster(&flow.source)
-        .expect("flows name declared clusters");
-    Ok(ClusterClient::new(
-        &source.alias,
-        source.bootstrap_servers.clone(),
-        connection_config(source)?,
-    ))
+    cluster_client(config, &flow.source)
 }
 
 /// Works out what the flow mirrors from its source's topics.
