@@ -5,6 +5,9 @@
 
 use std::collections::HashMap;
 
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 /// What one partition asks for in a fetch.
@@ -29,6 +32,76 @@ pub struct SessionRequest {
 /// Kafka's epoch values: 0 opens a session with a full fetch, -1 fetches without one.
 const OPEN_SESSION_EPOCH: i32 = 0;
 const NO_SESSION_EPOCH: i32 = -1;
+/// Only committed records: a mirror must not copy what an aborted transaction wrote
+/// before its abort marker.
+const READ_COMMITTED: i8 = 1;
+/// A consumer, not a follower replica.
+const CONSUMER_REPLICA_ID: i32 = -1;
+
+impl SessionRequest {
+    /// A full fetch outside any session: for connections that keep several fetches on
+    /// their way, which a session (one answer before the next request) cannot.
+    pub fn sessionless(wanted: Vec<Wanted>) -> Self {
+        SessionRequest {
+            session_id: 0,
+            epoch: NO_SESSION_EPOCH,
+            send: wanted,
+            forget: Vec::new(),
+        }
+    }
+
+    /// The Fetch request: partitions grouped under their topics in the order wanted,
+    /// answers of at most `max_bytes` in all, waiting at most `max_wait_ms` for data.
+    pub fn into_fetch_request(self, max_bytes: i32, max_wait_ms: i32) -> FetchRequest {
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for want in self.send {
+            let partition = FetchPartition::default()
+                .with_partition(want.partition)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(want.fetch_offset)
+                .with_last_fetched_epoch(-1)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(want.max_bytes);
+            match topics
+                .iter_mut()
+                .find(|t| t.topic_id == want.topic_id && t.topic.0.as_str() == want.topic)
+            {
+                Some(topic) => topic.partitions.push(partition),
+                None => topics.push(
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(want.topic)))
+                        .with_topic_id(want.topic_id)
+                        .with_partitions(vec![partition]),
+                ),
+            }
+        }
+        let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+        for (topic, topic_id, partition) in self.forget {
+            match forgotten
+                .iter_mut()
+                .find(|t| t.topic_id == topic_id && t.topic.0.as_str() == topic)
+            {
+                Some(entry) => entry.partitions.push(partition),
+                None => forgotten.push(
+                    ForgottenTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic)))
+                        .with_topic_id(topic_id)
+                        .with_partitions(vec![partition]),
+                ),
+            }
+        }
+        FetchRequest::default()
+            .with_replica_id(BrokerId(CONSUMER_REPLICA_ID))
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_isolation_level(READ_COMMITTED)
+            .with_session_id(self.session_id)
+            .with_session_epoch(self.epoch)
+            .with_topics(topics)
+            .with_forgotten_topics_data(forgotten)
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct FetchSession {
@@ -54,12 +127,7 @@ impl FetchSession {
     /// not wanted (paused for back-pressure, or gone) are dropped from it.
     pub fn request(&mut self, wanted: &[Wanted]) -> SessionRequest {
         if self.disabled {
-            return SessionRequest {
-                session_id: 0,
-                epoch: NO_SESSION_EPOCH,
-                send: wanted.to_vec(),
-                forget: Vec::new(),
-            };
+            return SessionRequest::sessionless(wanted.to_vec());
         }
         if self.session_id == 0 {
             self.known = wanted
@@ -214,6 +282,68 @@ mod tests {
         assert_eq!((request.session_id, request.epoch), (0, -1));
         session.on_response(0, 0);
         assert_eq!(session.request(&[wanted(0, 10)]).send.len(), 1);
+    }
+
+    #[test]
+    fn a_request_lists_partitions_under_their_topics_and_drops_the_forgotten() {
+        let other = |partition: i32, offset: i64| Wanted {
+            topic: "u".into(),
+            topic_id: Uuid::from_u128(8),
+            ..wanted(partition, offset)
+        };
+        let session = SessionRequest {
+            session_id: 42,
+            epoch: 3,
+            send: vec![wanted(0, 10), other(5, 50), wanted(2, 30)],
+            forget: vec![
+                ("t".into(), Uuid::from_u128(7), 1),
+                ("u".into(), Uuid::from_u128(8), 4),
+                ("t".into(), Uuid::from_u128(7), 3),
+            ],
+        };
+        let request = session.into_fetch_request(8 << 20, 500);
+        assert_eq!((request.session_id, request.session_epoch), (42, 3));
+        assert_eq!(
+            (request.max_bytes, request.max_wait_ms, request.min_bytes),
+            (8 << 20, 500, 1)
+        );
+        assert_eq!(request.isolation_level, 1, "read committed");
+        assert_eq!(request.replica_id, BrokerId(-1));
+        // (topic, its id, then each partition's number, offset and size limit)
+        type Listed<'a> = (&'a str, Uuid, Vec<(i32, i64, i32)>);
+        let listed: Vec<Listed<'_>> = request
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition, p.fetch_offset, p.partition_max_bytes))
+                    .collect();
+                (t.topic.0.as_str(), t.topic_id, partitions)
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("t", Uuid::from_u128(7), vec![(0, 10, 1024), (2, 30, 1024)]),
+                ("u", Uuid::from_u128(8), vec![(5, 50, 1024)]),
+            ]
+        );
+        let forgotten: Vec<(&str, Vec<i32>)> = request
+            .forgotten_topics_data
+            .iter()
+            .map(|t| (t.topic.0.as_str(), t.partitions.clone()))
+            .collect();
+        assert_eq!(forgotten, vec![("t", vec![1, 3]), ("u", vec![4])]);
+    }
+
+    #[test]
+    fn a_sessionless_request_is_a_full_fetch_outside_sessions() {
+        let request = SessionRequest::sessionless(vec![wanted(0, 10)]).into_fetch_request(1024, 0);
+        assert_eq!((request.session_id, request.session_epoch), (0, -1));
+        assert_eq!(request.topics.len(), 1);
+        assert!(request.forgotten_topics_data.is_empty());
     }
 
     #[test]

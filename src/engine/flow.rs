@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProduceResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProduceResponse};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
@@ -29,8 +27,8 @@ use super::fetch_lanes::{FetchLanes, LaneTicket};
 use super::fetch_session::{FetchSession, SessionRequest, Wanted};
 use super::ingest::ingest;
 use super::lanes::{
-    fetch_sizing, fetches_per_lane, lanes_of, memory_budget, partition_fetches, reads_ahead,
-    worth_a_connection, FetchSizing, LaneSet,
+    fetch_sizing, fetches_per_lane, memory_budget, partition_fetches, reads_ahead,
+    worth_a_connection, FetchSizing, LaneAssignment, LanePartition,
 };
 use super::log_shape::{self, PartitionKey};
 use super::outcome::{
@@ -831,39 +829,17 @@ impl FlowRunner {
     fn launch_fetches(&mut self) {
         let now = Instant::now();
         let fetch_bytes = self.sizing.partition_max_bytes;
-        // Each broker's partitions spread over its lanes in a stable order, so that a
-        // partition stays in the same fetch sessions while the lane count holds. With
-        // more lanes than partitions, the lanes beyond go to the partitions with data
-        // left to read: near the end of a copy the last partitions get them all.
         let behind = Slot::has_data_to_read;
-        let mut partitions_of: HashMap<i32, (usize, usize)> = HashMap::new();
-        for slot in self.slots.iter().filter(|s| s.is_live()) {
-            if let Some(leader) = slot.source_leader {
-                let (all, behind_count) = partitions_of.entry(leader).or_default();
-                *all += 1;
-                *behind_count += usize::from(behind(slot));
-            }
-        }
-        let partitions_led = |leader: i32| partitions_of.get(&leader).map_or(0, |p| p.0);
-        let mut ordinals: HashMap<i32, (usize, usize)> = HashMap::new();
-        let mut lanes_of_slot: Vec<LaneSet> = Vec::with_capacity(self.slots.len());
-        for slot in &self.slots {
-            lanes_of_slot.push(match slot.source_leader.filter(|_| slot.is_live()) {
-                Some(leader) => {
-                    let lanes = self.links.lanes(leader);
-                    let (all, behind_count) = partitions_of[&leader];
-                    let (ordinal, behind_ordinal) = ordinals.entry(leader).or_default();
-                    *ordinal += 1;
-                    if reads_ahead(lanes, all) && behind(slot) {
-                        *behind_ordinal += 1;
-                        lanes_of(*behind_ordinal - 1, behind_count, lanes)
-                    } else {
-                        lanes_of(*ordinal - 1, all, lanes)
-                    }
-                }
-                None => LaneSet::NONE,
-            });
-        }
+        let lane_partitions: Vec<LanePartition> = self
+            .slots
+            .iter()
+            .map(|slot| LanePartition {
+                leader: slot.source_leader.filter(|_| slot.is_live()),
+                behind: behind(slot),
+            })
+            .collect();
+        let assignment = LaneAssignment::new(&lane_partitions, |leader| self.links.lanes(leader));
+        let partitions_led = |leader: i32| assignment.partitions_led(leader);
         let mut by_lane: BTreeMap<(i32, u16), Vec<usize>> = BTreeMap::new();
         let count = self.slots.len();
         for step in 0..count {
@@ -876,7 +852,7 @@ impl FlowRunner {
                 continue;
             }
             let per_lane = fetches_per_lane(self.links.lanes(leader), partitions_led(leader));
-            for lane in lanes_of_slot[index].iter() {
+            for lane in assignment.of(index).iter() {
                 let busy = self.fetch_lanes.in_flight((leader, lane)) >= per_lane;
                 if !busy {
                     by_lane.entry((leader, lane)).or_default().push(index);
@@ -948,7 +924,7 @@ impl FlowRunner {
                 // budget at most (all lanes out at once take half).
                 if next.ahead {
                     let partition_cap = read_ahead_cap(
-                        lanes_of_slot[index].len() * per_lane,
+                        assignment.of(index).len() * per_lane,
                         fetch_bytes,
                         budget,
                         live_partitions,
@@ -1024,63 +1000,15 @@ impl FlowRunner {
             let session = match self.fetch_sessions.get_mut(&(leader, lane)) {
                 Some(session) if !sessionless => session.request(&wanted),
                 // Until the first answer shows the broker's Fetch version: no session.
-                _ => SessionRequest {
-                    session_id: 0,
-                    epoch: -1,
-                    send: wanted,
-                    forget: Vec::new(),
-                },
+                _ => SessionRequest::sessionless(wanted),
             };
-            let mut topics: Vec<FetchTopic> = Vec::new();
-            for want in &session.send {
-                let partition = FetchPartition::default()
-                    .with_partition(want.partition)
-                    .with_current_leader_epoch(-1)
-                    .with_fetch_offset(want.fetch_offset)
-                    .with_last_fetched_epoch(-1)
-                    .with_log_start_offset(-1)
-                    .with_partition_max_bytes(want.max_bytes);
-                match topics
-                    .iter_mut()
-                    .find(|t| t.topic_id == want.topic_id && t.topic.0.as_str() == want.topic)
-                {
-                    Some(topic) => topic.partitions.push(partition),
-                    None => topics.push(
-                        FetchTopic::default()
-                            .with_topic(TopicName(StrBytes::from_string(want.topic.clone())))
-                            .with_topic_id(want.topic_id)
-                            .with_partitions(vec![partition]),
-                    ),
-                }
-            }
-            let mut forgotten: Vec<ForgottenTopic> = Vec::new();
-            for (topic, topic_id, partition) in session.forget {
-                match forgotten
-                    .iter_mut()
-                    .find(|t| t.topic_id == topic_id && t.topic.0.as_str() == topic)
-                {
-                    Some(entry) => entry.partitions.push(partition),
-                    None => forgotten.push(
-                        ForgottenTopic::default()
-                            .with_topic(TopicName(StrBytes::from_string(topic)))
-                            .with_topic_id(topic_id)
-                            .with_partitions(vec![partition]),
-                    ),
-                }
-            }
             let ticket = self.fetch_lanes.ticket((leader, lane));
             self.fetch_lanes.on_sent(ticket, &asked, now);
             self.reserved_fetch_bytes += max_bytes;
-            let request = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(self.spec.fetch_max_wait.as_millis() as i32)
-                .with_min_bytes(1)
-                .with_max_bytes(max_bytes as i32)
-                .with_isolation_level(1)
-                .with_session_id(session.session_id)
-                .with_session_epoch(session.epoch)
-                .with_topics(topics)
-                .with_forgotten_topics_data(forgotten);
+            let request = session.into_fetch_request(
+                max_bytes as i32,
+                self.spec.fetch_max_wait.as_millis() as i32,
+            );
             let source = self.source.clone();
             let announce = (!self.fetch_connections.contains_key(&(leader, lane)))
                 .then(|| self.fetch_connected.clone());

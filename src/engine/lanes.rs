@@ -4,6 +4,7 @@
 //! needs several connections, each with its own fetch session over its share of the
 //! partitions. Pure: the driver feeds one sample per period and applies the answer.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::config::{
@@ -250,6 +251,71 @@ pub fn lanes_of(ordinal: usize, partitions: usize, lanes: u16) -> LaneSet {
     }
 }
 
+/// One partition of a flow as lane assignment sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LanePartition {
+    /// The source broker leading it while it is live; None otherwise (no lanes).
+    pub leader: Option<i32>,
+    /// It has data left to read.
+    pub behind: bool,
+}
+
+/// The lanes of every partition of a flow, and how many live partitions each source
+/// broker leads. Each broker's partitions spread over its lanes in the flow's stable
+/// order, so that a partition stays in the same fetch sessions while the lane count
+/// holds. With more lanes than partitions, the lanes go to the partitions with data left
+/// to read: near the end of a copy the last partitions get them all, while those at
+/// their log's end keep their own lanes to long-poll on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneAssignment {
+    lanes: Vec<LaneSet>,
+    led: HashMap<i32, (usize, usize)>,
+}
+
+impl LaneAssignment {
+    /// `partitions` in the flow's stable order; `lanes`: a broker's lane count.
+    pub fn new(partitions: &[LanePartition], lanes: impl Fn(i32) -> u16) -> Self {
+        let mut led: HashMap<i32, (usize, usize)> = HashMap::new();
+        for partition in partitions {
+            if let Some(leader) = partition.leader {
+                let (all, behind) = led.entry(leader).or_default();
+                *all += 1;
+                *behind += usize::from(partition.behind);
+            }
+        }
+        let mut ordinals: HashMap<i32, (usize, usize)> = HashMap::new();
+        let lanes = partitions
+            .iter()
+            .map(|partition| {
+                let Some(leader) = partition.leader else {
+                    return LaneSet::NONE;
+                };
+                let count = lanes(leader);
+                let (all, behind) = led[&leader];
+                let (ordinal, behind_ordinal) = ordinals.entry(leader).or_default();
+                *ordinal += 1;
+                if reads_ahead(count, all) && partition.behind {
+                    *behind_ordinal += 1;
+                    lanes_of(*behind_ordinal - 1, behind, count)
+                } else {
+                    lanes_of(*ordinal - 1, all, count)
+                }
+            })
+            .collect();
+        LaneAssignment { lanes, led }
+    }
+
+    /// The lanes of the `index`-th partition.
+    pub fn of(&self, index: usize) -> LaneSet {
+        self.lanes.get(index).copied().unwrap_or(LaneSet::NONE)
+    }
+
+    /// Live partitions `leader` leads.
+    pub fn partitions_led(&self, leader: i32) -> usize {
+        self.led.get(&leader).map_or(0, |(all, _)| *all)
+    }
+}
+
 /// The flow's memory budget: as configured, else chosen by the link, larger once the
 /// source or the target is known to be a long link away (`rtt`: the longer path's).
 pub fn memory_budget(configured: Option<usize>, rtt: Option<Duration>) -> usize {
@@ -487,6 +553,56 @@ mod tests {
             .collect();
         assert_eq!(lanes, [[0], [1], [2], [3], [0], [1]]);
         assert_eq!(lanes_of(5, 6, 0).iter().collect::<Vec<_>>(), [0]);
+    }
+
+    #[test]
+    fn lanes_go_to_the_partitions_with_data_left_to_read() {
+        let live = |leader: i32, behind: bool| LanePartition {
+            leader: Some(leader),
+            behind,
+        };
+        let gone = LanePartition {
+            leader: None,
+            behind: true,
+        };
+        let lanes = |leader: i32| if leader == 1 { 8 } else { 2 };
+        // Broker 1: four partitions on eight lanes, two of them still reading; broker 2:
+        // three partitions on two lanes (no read-ahead), round robin whatever is left.
+        let partitions = [
+            live(1, false),
+            live(1, true),
+            gone,
+            live(2, true),
+            live(1, false),
+            live(2, false),
+            live(1, true),
+            live(2, true),
+        ];
+        let assignment = LaneAssignment::new(&partitions, lanes);
+        let of = |index: usize| assignment.of(index).iter().collect::<Vec<u16>>();
+        assert_eq!(
+            of(1),
+            [0, 2, 4, 6],
+            "the first of broker 1's two still reading"
+        );
+        assert_eq!(of(6), [1, 3, 5, 7], "the second");
+        assert_eq!(
+            of(0),
+            [0, 4],
+            "at its log's end: its own lanes, to long-poll on"
+        );
+        assert_eq!(of(4), [2, 6]);
+        assert!(of(2).is_empty(), "not live: no lanes");
+        assert_eq!((of(3), of(5), of(7)), (vec![0], vec![1], vec![0]));
+        assert!(assignment.of(99).iter().next().is_none());
+        assert_eq!(assignment.partitions_led(1), 4);
+        assert_eq!(assignment.partitions_led(2), 3);
+        assert_eq!(assignment.partitions_led(3), 0);
+
+        // Once all of broker 1's partitions read again, each has its own two lanes.
+        let all_reading = partitions.map(|p| LanePartition { behind: true, ..p });
+        let assignment = LaneAssignment::new(&all_reading, lanes);
+        assert_eq!(assignment.of(4).iter().collect::<Vec<u16>>(), [2, 6]);
     }
 
     #[test]
