@@ -3,9 +3,12 @@
 # Usage: python3 gaps.py target/bench/<run>/w1r1strait<id>.log
 import sys,re,datetime,collections,statistics as st
 f=sys.argv[1]
+# The driver's fetch lines come from strait::engine::flow::fetching since it was split into
+# modules (2026-11-24), from strait::engine::flow before: both read alike.
+def lines(): return (l.replace('strait::engine::flow::fetching:', 'strait::engine::flow:') for l in open(f))
 def ts(s): return datetime.datetime.fromisoformat(s.rstrip('Z')).timestamp()
 pending={}; lat=collections.defaultdict(list); lanebusy=collections.Counter(); out=collections.Counter()
-for line in open(f):
+for line in lines():
     if ' DEBUG strait::engine::flow: fetch flow' in line:
         t=ts(line.split()[0]); p=int(re.search(r'partition=(\d+)',line)[1]); o=int(re.search(r' offset=(\d+)',line)[1]); l=int(re.search(r'lane=(\d+)',line)[1])
         kind='gap' if 'gap=true' in line else 'hedge' if 'hedge=true' in line else 'ahead' if 'ahead=true' in line else 'position'
@@ -22,7 +25,7 @@ for k,v in lat.items():
     print(f'{k:9s} n={len(v):4d} took median {st.median(d):.2f}s p90 {d[int(len(d)*0.9)]:.2f}s max {d[-1]:.2f}s; sent behind others on its lane: {collections.Counter(x[1] for x in v)}; median max_bytes {st.median(x[2] for x in v)/2**20:.2f} MiB')
 # Seconds each partition's position waited on a gap fetch (one sent at the position).
 pending={}; waits=collections.defaultdict(float); n=0
-for line in open(f):
+for line in lines():
     if ' DEBUG strait::engine::flow: fetch flow' in line and 'gap=true' in line and 'ahead=false' in line:
         p=int(re.search(r'partition=(\d+)',line)[1]); o=int(re.search(r' offset=(\d+)',line)[1])
         pending[(p,o)]=ts(line.split()[0])

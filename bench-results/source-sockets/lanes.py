@@ -3,9 +3,12 @@
 # Usage: python3 lanes.py target/bench/<run>/w1r1strait<id>.log   (the mirror's log, not <id>l.log)
 import sys,re,datetime,collections
 f=sys.argv[1]
+# The driver's fetch lines come from strait::engine::flow::fetching since it was split into
+# modules (2026-11-24), from strait::engine::flow before: both read alike.
+def lines(): return (l.replace('strait::engine::flow::fetching:', 'strait::engine::flow:') for l in open(f))
 def ts(s): return datetime.datetime.fromisoformat(s.rstrip('Z')).timestamp()
 pending={}; events=[]
-for line in open(f):
+for line in lines():
     if ' DEBUG strait::engine::flow: fetch flow' in line:
         t=ts(line.split()[0]); p=int(re.search(r'partition=(\d+)',line)[1]); o=int(re.search(r' offset=(\d+)',line)[1]); l=int(re.search(r'lane=(\d+)',line)[1])
         pending.setdefault((p,o),[]).append(l); events.append((t,l,1))
