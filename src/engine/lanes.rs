@@ -269,7 +269,8 @@ pub struct LanePartition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaneAssignment {
     lanes: Vec<LaneSet>,
-    led: HashMap<i32, (usize, usize)>,
+    /// Live partitions per source broker.
+    led: HashMap<i32, usize>,
 }
 
 impl LaneAssignment {
@@ -302,6 +303,10 @@ impl LaneAssignment {
                 }
             })
             .collect();
+        let led = led
+            .into_iter()
+            .map(|(broker, (all, _))| (broker, all))
+            .collect();
         LaneAssignment { lanes, led }
     }
 
@@ -312,7 +317,7 @@ impl LaneAssignment {
 
     /// Live partitions `leader` leads.
     pub fn partitions_led(&self, leader: i32) -> usize {
-        self.led.get(&leader).map_or(0, |(all, _)| *all)
+        self.led.get(&leader).copied().unwrap_or(0)
     }
 }
 

@@ -202,15 +202,8 @@ impl RouteSetup {
                     partition: *partition,
                     start,
                     log_end: log_ends.get(&(route.source.clone(), *partition)).copied(),
-                    source_leader: Some(
-                        source_meta.topics[&route.source].partitions[partition].leader,
-                    )
-                    .filter(|l| *l >= 0),
-                    target_leader: target_meta.topics[&route.target]
-                        .partitions
-                        .get(partition)
-                        .map(|p| p.leader)
-                        .filter(|l| *l >= 0),
+                    source_leader: source_meta.leader(&route.source, *partition),
+                    target_leader: target_meta.leader(&route.target, *partition),
                 });
             }
         }

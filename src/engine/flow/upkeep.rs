@@ -269,18 +269,8 @@ impl FlowRunner {
                 self.shape_probe_wanted = true;
                 for slot in &mut self.slots {
                     let route = &self.routes[slot.route];
-                    slot.source_leader = source
-                        .topics
-                        .get(&route.source)
-                        .and_then(|t| t.partitions.get(&slot.partition))
-                        .map(|p| p.leader)
-                        .filter(|l| *l >= 0);
-                    slot.target_leader = target
-                        .topics
-                        .get(&route.target)
-                        .and_then(|t| t.partitions.get(&slot.partition))
-                        .map(|p| p.leader)
-                        .filter(|l| *l >= 0);
+                    slot.source_leader = source.leader(&route.source, slot.partition);
+                    slot.target_leader = target.leader(&route.target, slot.partition);
                 }
             }
             (Err(error), _) | (_, Err(error)) => {
